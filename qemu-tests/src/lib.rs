@@ -1,0 +1,31 @@
+//! The VM harness for liftoff's QEMU tests.
+//!
+//! It does four things, one module each:
+//!
+//! * [`kernel`] fetches Debian's stock kernel package with `apt-get download`
+//!   and unpacks it into a cache under `target/` (no root needed once the
+//!   package lists exist).
+//! * [`initramfs`] writes a deterministic newc cpio archive from a typed list
+//!   of entries, with liftoff as `/init`; [`elf`] checks that it is static.
+//! * [`qemu`] boots a guest under TCG with a serial console captured into a
+//!   buffer and a log file, and [`qmp`] talks to QEMU's control socket (to
+//!   press ctrl-alt-delete, for example).
+//! * [`paths`] says where the workspace and the download cache are.
+//!
+//! What it leaves out: disk images (filesystems, GPT, verity) are built by
+//! later modules; the scenarios themselves live in `tests/`. Nothing here is
+//! needed at run time on a real host, and nothing here needs root.
+
+pub mod elf;
+pub mod initramfs;
+pub mod kernel;
+pub mod paths;
+pub mod qemu;
+pub mod qmp;
+
+pub use elf::{ElfError, ensure_static};
+pub use initramfs::{Entry, FileContents, Initramfs, InitramfsError, liftoff_initramfs};
+pub use kernel::{Kernel, KernelError, fetch_kernel};
+pub use paths::{cache_dir, workspace_root};
+pub use qemu::{QemuError, Vm, VmConfig};
+pub use qmp::{QmpClient, QmpError};
