@@ -1,0 +1,206 @@
+//! The `liftoff` command when it is not PID 1: subcommands for people and
+//! image builds.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::abi;
+
+const USAGE: &str = "\
+usage: liftoff <command> [options]
+
+As PID 1 (the initramfs's /init or the root's /sbin/init) liftoff boots the
+machine; run by hand, it offers these commands:
+
+  cmdline [--proc | --file PATH | STRING]
+        Parse a kernel command line exactly as liftoff does at boot and print
+        the resulting boot plan as JSON. Exit 1, with every error, when a key
+        is malformed. Default: --proc (this machine's /proc/cmdline).
+
+  --help      this text
+  --version   liftoff's version
+";
+
+/// Exit status for a malformed invocation (as sysexits' EX_USAGE, but 2 like
+/// most Unix tools).
+const EXIT_USAGE: i32 = 2;
+
+/// Runs a subcommand; returns the process exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    run(args, &mut out, &mut err)
+}
+
+/// [`main`] with the output streams as parameters, for tests.
+pub fn run(
+    args: impl IntoIterator<Item = OsString>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> i32 {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let command = match parser.next() {
+        Ok(Some(Value(cmd))) => cmd,
+        Ok(Some(Long("help") | Short('h'))) => {
+            let _ = out.write_all(USAGE.as_bytes());
+            return 0;
+        }
+        Ok(Some(Long("version"))) => {
+            let _ = writeln!(out, "liftoff {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Ok(Some(other)) => return usage_error(err, &other.unexpected().to_string()),
+        Ok(None) => return usage_error(err, "missing command"),
+        Err(e) => return usage_error(err, &e.to_string()),
+    };
+    match command.to_str() {
+        Some("cmdline") => cmdline(parser, out, err),
+        _ => usage_error(err, &format!("unknown command {:?}", command)),
+    }
+}
+
+fn usage_error(err: &mut impl Write, message: &str) -> i32 {
+    let _ = writeln!(err, "liftoff: {message}\n\n{USAGE}");
+    EXIT_USAGE
+}
+
+/// Where `liftoff cmdline` reads the command line from.
+enum Source {
+    File(PathBuf),
+    Text(String),
+}
+
+fn cmdline(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Write) -> i32 {
+    use lexopt::prelude::*;
+    let mut source = None;
+    loop {
+        let next = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return usage_error(err, &e.to_string()),
+        };
+        let this = match next {
+            Long("proc") => Source::File(abi::PROC_CMDLINE.into()),
+            Long("file") => match parser.value() {
+                Ok(path) => Source::File(path.into()),
+                Err(e) => return usage_error(err, &e.to_string()),
+            },
+            Long("help") | Short('h') => {
+                let _ = out.write_all(USAGE.as_bytes());
+                return 0;
+            }
+            Value(text) => match text.into_string() {
+                Ok(text) => Source::Text(text),
+                Err(text) => {
+                    return usage_error(err, &format!("command line {text:?} is not UTF-8"));
+                }
+            },
+            other => return usage_error(err, &other.unexpected().to_string()),
+        };
+        if source.replace(this).is_some() {
+            return usage_error(err, "give one of --proc, --file PATH or STRING");
+        }
+    }
+    let bytes = match source.unwrap_or(Source::File(abi::PROC_CMDLINE.into())) {
+        Source::Text(text) => text.into_bytes(),
+        // Bytes, as PID 1 reads them: the kernel does not require UTF-8.
+        Source::File(path) => match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = writeln!(err, "liftoff cmdline: cannot read {}: {e}", path.display());
+                return 1;
+            }
+        },
+    };
+    // /proc/cmdline ends in a newline that is not part of any value.
+    match kernel_cmdline::parse_bytes(bytes.strip_suffix(b"\n").unwrap_or(&bytes)) {
+        Ok(plan) => match serde_json::to_string_pretty(&plan) {
+            Ok(json) => {
+                let _ = writeln!(out, "{json}");
+                0
+            }
+            Err(e) => {
+                let _ = writeln!(err, "liftoff cmdline: cannot encode the plan: {e}");
+                1
+            }
+        },
+        Err(rejected) => {
+            for e in &rejected.errors {
+                let _ = writeln!(err, "liftoff cmdline: {e}");
+            }
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(args: &[&str]) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(args.iter().map(OsString::from), &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn prints_the_plan_as_json() {
+        let (code, out, err) = call(&[
+            "cmdline",
+            "root=PARTUUID=00000000-0000-0000-0000-000000000001 ro liftoff.log=debug",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["log"], "debug");
+        assert!(
+            out.contains("00000000-0000-0000-0000-000000000001"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn malformed_key_exits_1_naming_key_and_text() {
+        let (code, out, err) = call(&["cmdline", "liftoff.on_failure=explode"]);
+        assert_eq!(code, 1);
+        assert!(out.is_empty());
+        assert!(
+            err.contains("liftoff.on_failure") && err.contains("explode"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cmdline");
+        std::fs::write(&path, "quiet liftoff.log=warn\n").unwrap();
+        let (code, out, _) = call(&["cmdline", "--file", path.to_str().unwrap()]);
+        assert_eq!(code, 0);
+        assert!(out.contains("\"warn\""), "{out}");
+        std::fs::write(&path, b"quiet vendor.blob=\xff\xfe liftoff.log=debug\n").unwrap();
+        let (code, out, err) = call(&["cmdline", "--file", path.to_str().unwrap()]);
+        assert_eq!(
+            code, 0,
+            "a non-UTF-8 unknown key is kept, not an error: {err}"
+        );
+        assert!(out.contains("\"debug\""), "{out}");
+        let (code, _, err) = call(&["cmdline", "--file", "/nonexistent/cmdline"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("/nonexistent/cmdline"), "{err}");
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        assert_eq!(call(&[]).0, 2);
+        assert_eq!(call(&["frobnicate"]).0, 2);
+        assert_eq!(call(&["cmdline", "--proc", "x=1"]).0, 2);
+        assert_eq!(call(&["cmdline", "--bogus"]).0, 2);
+        assert_eq!(call(&["--help"]).0, 0);
+    }
+}

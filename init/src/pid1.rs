@@ -1,0 +1,452 @@
+//! liftoff as PID 1: the recipe from kernel hand-off to the event loop.
+//!
+//! 1. block every handled signal and read them from a signalfd;
+//! 2. disable the kernel's ctrl-alt-delete reboot, so it arrives as SIGINT;
+//! 3. mount /proc, then the other API filesystems the kernel left unmounted;
+//! 4. open the log sinks; read and check the kernel command line;
+//! 5. boot what the command line names (nothing yet: idle);
+//! 6. run the event loop until a shutdown request has been carried out.
+//!
+//! Any error in 1–5 is fatal and runs the failure action; PID 1 never
+//! returns.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kernel_cmdline::{BootPlan, FailurePolicy, Rejected};
+use log::{debug, error, info, warn};
+use mounts::MountSpec;
+use mounts::api::{self, Step};
+use mounts::mountinfo::{MountInfoError, MountTable};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, mount, umount2};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::reboot::set_cad_enabled;
+use nix::sys::signal::{SigmaskHow, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::statfs;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::unistd::{Pid, sync};
+use thiserror::Error;
+
+use crate::shutdown::{Action, Event, Phase, Power, Shutdown};
+use crate::signals::{self, Meaning};
+use crate::stamps::Stamps;
+use crate::{abi, failure, logger, reap, sys};
+
+/// Why PID 1 could not come up.
+#[derive(Debug, Error)]
+pub enum Pid1Error {
+    /// sigprocmask(2) refused to block the handled signals.
+    #[error("cannot block signals")]
+    BlockSignals(#[source] Errno),
+    /// signalfd(2) failed.
+    #[error("cannot create the signalfd")]
+    SignalFd(#[source] Errno),
+    /// timerfd_create(2) failed.
+    #[error("cannot create the timerfd")]
+    TimerFd(#[source] Errno),
+    /// epoll_create1(2) or epoll_ctl(2) failed.
+    #[error("cannot set up epoll")]
+    Epoll(#[source] Errno),
+    /// epoll_wait(2) failed with something other than EINTR.
+    #[error("epoll_wait failed")]
+    EpollWait(#[source] Errno),
+    /// Creating a mount point failed.
+    #[error("cannot create mount point {path}")]
+    MountPoint {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// mount(2) failed for an API filesystem.
+    #[error("cannot mount {fstype} on {target}")]
+    Mount {
+        /// The filesystem type.
+        fstype: String,
+        /// Where.
+        target: PathBuf,
+        /// Why.
+        #[source]
+        source: Errno,
+    },
+    /// A file under /proc could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// /proc/self/mountinfo did not parse.
+    #[error("cannot parse {path}")]
+    MountInfo {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: MountInfoError,
+    },
+    /// The kernel command line has malformed keys.
+    #[error("kernel command line rejected:\n{0}")]
+    Cmdline(Rejected),
+    /// The command line names a root, and this build cannot mount roots yet.
+    #[error("root={0} given, but this liftoff cannot mount a root yet (stage 1 is not built in)")]
+    RootUnsupported(String),
+}
+
+/// PID 1's entry point. `start` is CLOCK_BOOTTIME at the first instruction.
+pub fn main(start: Duration) -> ! {
+    logger::install();
+    failure::install_panic_hook();
+    let mut pid1 = Pid1 {
+        stamps: Stamps::default(),
+        mounted: Vec::new(),
+        policy: FailurePolicy::default(),
+    };
+    pid1.stamps.mark_at("start", start);
+    match pid1.run() {
+        Ok(never) => match never {},
+        Err(e) => {
+            let policy = pid1.policy;
+            failure::fail(&policy, &e)
+        }
+    }
+}
+
+struct Pid1 {
+    stamps: Stamps,
+    /// What liftoff mounted, in order; unmounted in reverse at shutdown.
+    mounted: Vec<PathBuf>,
+    policy: FailurePolicy,
+}
+
+const TOKEN_SIGNAL: u64 = 1;
+const TOKEN_TIMER: u64 = 2;
+
+impl Pid1 {
+    fn run(&mut self) -> Result<Infallible, Pid1Error> {
+        // 1. Signals first: a child or ctrl-alt-delete arriving while PID 1
+        // sets up must wait in the signalfd, not run a default action.
+        let mask = sys::sigset(&signals::handled());
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(Pid1Error::BlockSignals)?;
+        let signal_fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(Pid1Error::SignalFd)?;
+
+        // 2. Ctrl-alt-delete becomes SIGINT to PID 1 instead of an instant
+        // reboot, so it goes through the orderly shutdown. Best effort: it
+        // only fails outside the initial user namespace.
+        if let Err(e) = set_cad_enabled(false) {
+            warn!("cannot disable ctrl-alt-delete reboot: {e}");
+        }
+
+        // 3. API filesystems.
+        self.mount_api_filesystems()?;
+        self.stamps.mark("api-filesystems");
+
+        // 4. Command line, then the log sinks at the level it asks for.
+        let plan = self.read_cmdline();
+        logger::attach();
+        let plan = plan?;
+        self.stamps.mark("cmdline");
+        if log::log_enabled!(log::Level::Debug) {
+            self.log_mount_table()?;
+        }
+
+        // 5. Boot.
+        if let Some(root) = &plan.root {
+            return Err(Pid1Error::RootUnsupported(root.to_string()));
+        }
+        self.stamps.mark("idle");
+        info!("boot stamps: {}", self.stamps.summary());
+        info!("no root= on the kernel command line: nothing to boot; idling");
+
+        // 6. Serve signals.
+        self.event_loop(signal_fd)
+    }
+
+    fn mount_api_filesystems(&mut self) -> Result<(), Pid1Error> {
+        // /proc first: the mount table the rest is planned from lives there.
+        // Its filesystem magic tells whether it is mounted already.
+        let proc_mounted =
+            statfs(api::PROC).is_ok_and(|s| s.filesystem_type().0 == abi::PROC_SUPER_MAGIC);
+        if !proc_mounted
+            && let Some(proc) = api::all()
+                .into_iter()
+                .find(|m| m.target == Path::new(api::PROC))
+        {
+            self.mount(&proc)?;
+        }
+        for step in api::plan(&read_mount_table()?) {
+            match step {
+                Step::Mount(spec) => self.mount(&spec)?,
+                Step::AlreadyMounted { spec, found } => {
+                    if !self.mounted.contains(&spec.target) {
+                        debug!("{} already mounted ({found})", spec.target.display());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mount(&mut self, spec: &MountSpec) -> Result<(), Pid1Error> {
+        if !spec.target.is_dir() {
+            nix::unistd::mkdir(&spec.target, Mode::from_bits_truncate(spec.dir_mode)).map_err(
+                |e| Pid1Error::MountPoint {
+                    path: spec.target.clone(),
+                    source: std::io::Error::from(e),
+                },
+            )?;
+        }
+        mount(
+            Some(spec.source.as_str()),
+            &spec.target,
+            Some(spec.fstype.as_str()),
+            spec.flags,
+            spec.data.as_deref(),
+        )
+        .map_err(|source| Pid1Error::Mount {
+            fstype: spec.fstype.clone(),
+            target: spec.target.clone(),
+            source,
+        })?;
+        debug!("mounted {} on {}", spec.fstype, spec.target.display());
+        self.mounted.push(spec.target.clone());
+        Ok(())
+    }
+
+    fn read_cmdline(&mut self) -> Result<BootPlan, Pid1Error> {
+        // Bytes, not a String: the kernel does not require UTF-8, and a
+        // stray byte in an unknown key must not stop the boot.
+        let bytes = std::fs::read(abi::PROC_CMDLINE).map_err(|source| Pid1Error::Read {
+            path: abi::PROC_CMDLINE.into(),
+            source,
+        })?;
+        match kernel_cmdline::parse_bytes(bytes.strip_suffix(b"\n").unwrap_or(&bytes)) {
+            Ok(plan) => {
+                logger::set_level(logger::filter(plan.log));
+                self.policy = plan.failure;
+                failure::set_policy(plan.failure);
+                if !plan
+                    .unknown
+                    .iter()
+                    .any(|p| p.key == abi::PRINTK_DEVKMSG_KEY)
+                {
+                    allow_kmsg_bursts();
+                }
+                Ok(plan)
+            }
+            Err(rejected) => {
+                logger::set_level(logger::filter(rejected.log));
+                self.policy = rejected.failure;
+                failure::set_policy(rejected.failure);
+                Err(Pid1Error::Cmdline(rejected))
+            }
+        }
+    }
+
+    /// The kernel's view of the mounts, for `liftoff.log=debug`.
+    fn log_mount_table(&self) -> Result<(), Pid1Error> {
+        for m in read_mount_table()?.mounts {
+            debug!(
+                "mount: {} {} {} {}",
+                m.mount_point.display(),
+                m.fstype,
+                m.source,
+                m.mount_options
+            );
+        }
+        Ok(())
+    }
+
+    fn event_loop(&mut self, signal_fd: SignalFd) -> Result<Infallible, Pid1Error> {
+        let timer = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(Pid1Error::TimerFd)?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(Pid1Error::Epoll)?;
+        epoll
+            .add(
+                signal_fd.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNAL),
+            )
+            .map_err(Pid1Error::Epoll)?;
+        epoll
+            .add(
+                timer.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_TIMER),
+            )
+            .map_err(Pid1Error::Epoll)?;
+
+        let mut shutdown = Shutdown::default();
+        let mut events = [EpollEvent::empty(); 8];
+        loop {
+            let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Pid1Error::EpollWait(e)),
+            };
+            let mut queue = VecDeque::new();
+            for event in &events[..n] {
+                match event.data() {
+                    TOKEN_SIGNAL => self.drain_signals(&signal_fd, &mut queue),
+                    TOKEN_TIMER => {
+                        // Reading resets the expiry count; EAGAIN means a
+                        // stale wake-up after the timer was re-armed.
+                        if timer.wait().is_ok() {
+                            queue.push_back(Event::TimerExpired);
+                        }
+                    }
+                    other => debug!("epoll: unknown token {other}"),
+                }
+            }
+            while let Some(event) = queue.pop_front() {
+                for action in shutdown.on(event) {
+                    self.act(action, &timer, &mut queue);
+                }
+            }
+            if let Phase::Done(power) = shutdown.phase() {
+                self.finish(power);
+            }
+        }
+    }
+
+    fn drain_signals(&mut self, signal_fd: &SignalFd, queue: &mut VecDeque<Event>) {
+        loop {
+            match signal_fd.read_signal() {
+                Ok(Some(info)) => {
+                    let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    match signals::meaning(signo) {
+                        Some(Meaning::Child) => self.reap(queue),
+                        Some(Meaning::Shutdown(request)) => {
+                            info!(
+                                "signal {signo} from pid {}: {}{}",
+                                info.ssi_pid,
+                                request.power.name(),
+                                if request.immediate {
+                                    " (immediate)"
+                                } else {
+                                    ""
+                                }
+                            );
+                            queue.push_back(Event::Requested(request));
+                        }
+                        None => debug!("ignoring signal {signo}"),
+                    }
+                }
+                Ok(None) | Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!("reading the signalfd failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self, queue: &mut VecDeque<Event>) {
+        let reaped = reap::reap_all();
+        for status in &reaped.exited {
+            debug!("reaped {status:?}");
+        }
+        if reaped.none_left {
+            queue.push_back(Event::NoChildren);
+        }
+    }
+
+    fn act(&mut self, action: Action, timer: &TimerFd, queue: &mut VecDeque<Event>) {
+        match action {
+            Action::SignalAll(signal) => {
+                info!("sending {signal} to all processes");
+                // kill(-1) reaches every process but PID 1 itself; ESRCH
+                // means there was none.
+                if let Err(e) = kill(Pid::from_raw(-1), signal)
+                    && e != Errno::ESRCH
+                {
+                    warn!("kill(-1, {signal}) failed: {e}");
+                }
+            }
+            Action::ArmTimer(after) => {
+                let expiration = Expiration::OneShot(TimeSpec::from_duration(after));
+                if let Err(e) = timer.set(expiration, TimerSetTimeFlags::empty()) {
+                    // Without the timer the grace period cannot end; go on
+                    // to the next step at once rather than hang.
+                    warn!("cannot arm the shutdown timer: {e}");
+                    queue.push_back(Event::TimerExpired);
+                }
+            }
+            Action::CheckChildren => self.reap(queue),
+            Action::Finish(_) => {}
+        }
+    }
+
+    /// Sync, unmount what liftoff mounted (last first), sync, reboot(2).
+    fn finish(&mut self, power: Power) -> ! {
+        info!("all processes gone; syncing and unmounting");
+        sync();
+        let mut failed = 0;
+        for target in self.mounted.iter().rev() {
+            match umount2(target, MntFlags::empty()) {
+                Ok(()) => debug!("unmounted {}", target.display()),
+                // PID 1's own log sinks keep /dev busy: detach it, which
+                // for an API filesystem loses nothing.
+                Err(Errno::EBUSY) => match umount2(target, MntFlags::MNT_DETACH) {
+                    Ok(()) => debug!("detached busy {}", target.display()),
+                    Err(e) => {
+                        failed += 1;
+                        warn!("cannot unmount {}: {e}", target.display());
+                    }
+                },
+                Err(e) => {
+                    failed += 1;
+                    warn!("cannot unmount {}: {e}", target.display());
+                }
+            }
+        }
+        if failed > 0 {
+            warn!(
+                "{failed} of {} mounts could not be unmounted",
+                self.mounted.len()
+            );
+        }
+        sync();
+        info!("{}", power.name());
+        failure::power_off(power)
+    }
+}
+
+fn read_mount_table() -> Result<MountTable, Pid1Error> {
+    let text = std::fs::read_to_string(abi::PROC_MOUNTINFO).map_err(|source| Pid1Error::Read {
+        path: abi::PROC_MOUNTINFO.into(),
+        source,
+    })?;
+    MountTable::parse(&text).map_err(|source| Pid1Error::MountInfo {
+        path: abi::PROC_MOUNTINFO.into(),
+        source,
+    })
+}
+
+/// Lets PID 1 log a burst at boot: by default the kernel drops all but ten
+/// records per five seconds from each /dev/kmsg writer (`printk_devkmsg=
+/// ratelimit`). An operator who pinned `printk.devkmsg=` keeps their choice.
+fn allow_kmsg_bursts() {
+    match std::fs::read_to_string(abi::PROC_PRINTK_DEVKMSG) {
+        Ok(current) if current.trim() == "ratelimit" => {
+            if let Err(e) = std::fs::write(abi::PROC_PRINTK_DEVKMSG, "on\n") {
+                debug!("cannot lift the kmsg rate limit: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => error!("cannot read {}: {e}", abi::PROC_PRINTK_DEVKMSG),
+    }
+}
