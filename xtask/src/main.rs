@@ -1,0 +1,111 @@
+//! Developer tasks for liftoff (`cargo xtask …`, an alias in .cargo/config.toml).
+//!
+//! * `demo`: build liftoff and an initramfs, boot Debian's kernel in QEMU,
+//!   show the console, press ctrl-alt-delete, and print a timing report;
+//! * `test`: every check CI runs: fmt, clippy, docs, host tests, then the
+//!   QEMU scenarios against a freshly built static binary.
+//!
+//! Both install what they need first ([`deps`]).
+
+mod build;
+mod cmd;
+mod demo;
+mod deps;
+mod test;
+
+use std::process::ExitStatus;
+
+use thiserror::Error;
+
+/// Why a task stopped.
+#[derive(Debug, Error)]
+pub enum XtaskError {
+    /// Packages are missing and xtask is not root.
+    #[error("missing Debian packages; as root, run:\n    {line}")]
+    NeedPackages {
+        /// The command to run.
+        line: String,
+    },
+    /// apt-get ran but the programs are still not on PATH.
+    #[error("still missing after apt-get install: {programs}")]
+    StillMissing {
+        /// Programs not found.
+        programs: String,
+    },
+    /// A command could not be started.
+    #[error("cannot run `{command}`")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command exited unsuccessfully.
+    #[error("`{command}` failed ({status})")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// Fetching the kernel failed.
+    #[error("cannot fetch Debian's kernel")]
+    Kernel(#[source] qemu_tests::KernelError),
+    /// The binary built for the initramfs is not static.
+    #[error("the liftoff build is not usable as /init")]
+    NotStatic(#[source] qemu_tests::ElfError),
+    /// Writing the initramfs failed.
+    #[error("cannot build the initramfs")]
+    Initramfs(#[source] qemu_tests::InitramfsError),
+    /// QEMU failed.
+    #[error("the demo VM failed")]
+    Qemu(#[source] qemu_tests::QemuError),
+    /// The command line was not understood.
+    #[error("{0}\n\nusage: cargo xtask <demo | test>")]
+    Usage(String),
+}
+
+fn main() {
+    if let Err(e) = run() {
+        let mut message = format!("xtask: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        eprintln!("{message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), XtaskError> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    if !rest.is_empty() {
+        return Err(XtaskError::Usage(format!(
+            "unexpected arguments: {}",
+            rest.join(" ")
+        )));
+    }
+    match task.as_deref() {
+        Some("demo") => demo::run(),
+        Some("test") => test::run(),
+        Some(other) => Err(XtaskError::Usage(format!("unknown task {other:?}"))),
+        None => Err(XtaskError::Usage("missing task".into())),
+    }
+}
+
+/// Fetches the kernel, running `apt-get update` first when the package
+/// lists are missing and xtask may (root).
+pub fn kernel() -> Result<qemu_tests::Kernel, XtaskError> {
+    let cache = qemu_tests::cache_dir();
+    match qemu_tests::fetch_kernel(&cache) {
+        Err(e) if e.is_package_lists_missing() && deps::is_root() => {
+            deps::apt_get_update()?;
+            qemu_tests::fetch_kernel(&cache).map_err(XtaskError::Kernel)
+        }
+        other => other.map_err(XtaskError::Kernel),
+    }
+}
