@@ -18,6 +18,10 @@ machine; run by hand, it offers these commands:
         the resulting boot plan as JSON. Exit 1, with every error, when a key
         is malformed. Default: --proc (this machine's /proc/cmdline).
 
+  verity <format|verify|open|close|dump> ...
+        veritysetup's commands, options, output and exit codes, with the
+        hash tree built on every core; `liftoff verity --help` for details.
+
   --help      this text
   --version   liftoff's version
 ";
@@ -57,6 +61,7 @@ pub fn run(
     };
     match command.to_str() {
         Some("cmdline") => cmdline(parser, out, err),
+        Some("verity") => crate::verity_cli::run(parser, out, err),
         _ => usage_error(err, &format!("unknown command {:?}", command)),
     }
 }

@@ -21,3 +21,4 @@ pub mod shutdown;
 pub mod signals;
 pub mod stamps;
 pub mod sys;
+pub mod verity_cli;

@@ -1,6 +1,6 @@
 //! The VM harness for liftoff's QEMU tests.
 //!
-//! It does four things, one module each:
+//! It does five things, one module each:
 //!
 //! * [`kernel`] fetches Debian's stock kernel package with `apt-get download`
 //!   and unpacks it into a cache under `target/` (no root needed once the
@@ -11,12 +11,16 @@
 //!   buffer and a log file, and [`qmp`] talks to QEMU's control socket (to
 //!   press ctrl-alt-delete, for example).
 //! * [`paths`] says where the workspace and the download cache are.
+//! * [`guest`] builds a busybox guest: a shell script as `/init`, kernel
+//!   modules with their dependencies, and the binaries under test, for
+//!   scenarios that run liftoff subcommands inside a VM.
 //!
 //! What it leaves out: disk images (filesystems, GPT, verity) are built by
 //! later modules; the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.
 
 pub mod elf;
+pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod paths;
@@ -24,6 +28,7 @@ pub mod qemu;
 pub mod qmp;
 
 pub use elf::{ElfError, ensure_static};
+pub use guest::{BusyboxGuest, GuestError};
 pub use initramfs::{Entry, FileContents, Initramfs, InitramfsError, liftoff_initramfs};
 pub use kernel::{Kernel, KernelError, fetch_kernel};
 pub use paths::{cache_dir, workspace_root};

@@ -21,7 +21,7 @@ fn append() -> String {
 
 /// Runs the demo.
 pub fn run() -> Result<(), XtaskError> {
-    deps::ensure(deps::QEMU)?;
+    deps::ensure(&[deps::BUILD, deps::QEMU])?;
     let liftoff = build::static_liftoff()?;
     let kernel = kernel()?;
     let out = qemu_tests::workspace_root()

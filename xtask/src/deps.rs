@@ -13,22 +13,38 @@ pub struct Need {
     pub package: &'static str,
 }
 
+const fn need(program: &'static str, package: &'static str) -> Need {
+    Need { program, package }
+}
+
 /// Everything the demo and the QEMU tests run on the host. `apt-get` and
 /// `dpkg-deb` (to fetch Debian's kernel) are part of every Debian system.
 pub const QEMU: &[Need] = &[
-    Need {
-        program: "qemu-system-x86_64",
-        package: "qemu-system-x86",
-    },
-    Need {
-        program: "dpkg-deb",
-        package: "dpkg",
-    },
-    Need {
-        program: "apt-get",
-        package: "apt",
-    },
+    need("qemu-system-x86_64", "qemu-system-x86"),
+    need("dpkg-deb", "dpkg"),
+    need("apt-get", "apt"),
 ];
+
+/// What building the workspace needs beyond Rust: the `devicemapper` crate
+/// generates its ioctl bindings with bindgen (libclang) from libdevmapper's
+/// headers, found through pkg-config.
+pub const BUILD: &[Need] = &[
+    need("pkg-config", "pkg-config"),
+    need("/usr/include/libdevmapper.h", "libdevmapper-dev"),
+    need("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
+];
+
+/// What the tests run besides QEMU: cryptsetup's veritysetup as the
+/// reference the verity format is compared with, busybox as the guest-side
+/// test driver, and depmod to index the kernel modules a test guest loads.
+pub const TESTS: &[Need] = &[
+    need("veritysetup", "cryptsetup-bin"),
+    need("busybox", "busybox-static"),
+    need("depmod", "kmod"),
+];
+
+/// What the benchmarks need besides the tests: GNU time for peak RSS.
+pub const BENCH: &[Need] = &[need("/usr/bin/time", "time")];
 
 /// Whether xtask runs as root and may call apt-get itself.
 pub fn is_root() -> bool {
@@ -43,14 +59,26 @@ pub fn install_line(packages: &[&str]) -> String {
     )
 }
 
-/// Installs the packages for whatever in `needs` is missing, when root;
+/// Whether `need` is present: a program on PATH, or, for an absolute
+/// path (a header or a library), that file.
+fn present(need: &Need) -> bool {
+    if need.program.starts_with('/') {
+        std::path::Path::new(need.program).exists()
+    } else {
+        on_path(need.program)
+    }
+}
+
+/// Installs the packages for whatever in `groups` is missing, when root;
 /// otherwise fails with the line to run.
-pub fn ensure(needs: &[Need]) -> Result<(), XtaskError> {
+pub fn ensure(groups: &[&[Need]]) -> Result<(), XtaskError> {
+    let needs: Vec<&Need> = groups.iter().flat_map(|g| g.iter()).collect();
     let mut missing: Vec<&str> = needs
         .iter()
-        .filter(|n| !on_path(n.program))
+        .filter(|n| !present(n))
         .map(|n| n.package)
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
@@ -68,7 +96,7 @@ pub fn ensure(needs: &[Need]) -> Result<(), XtaskError> {
         .args(&missing))?;
     let still: Vec<&str> = needs
         .iter()
-        .filter(|n| !on_path(n.program))
+        .filter(|n| !present(n))
         .map(|n| n.program)
         .collect();
     if still.is_empty() {
@@ -101,7 +129,7 @@ mod tests {
 
     #[test]
     fn every_need_names_a_package() {
-        for need in QEMU {
+        for need in [QEMU, BUILD, TESTS, BENCH].concat() {
             assert!(!need.program.is_empty() && !need.package.is_empty());
         }
     }

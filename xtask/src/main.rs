@@ -2,11 +2,14 @@
 //!
 //! * `demo`: build liftoff and an initramfs, boot Debian's kernel in QEMU,
 //!   show the console, press ctrl-alt-delete, and print a timing report;
-//! * `test`: every check CI runs: fmt, clippy, docs, host tests, then the
-//!   QEMU scenarios against a freshly built static binary.
+//! * `test`: every check CI runs: fmt, clippy, docs, then every test
+//!   (host, veritysetup comparisons, QEMU scenarios) against a freshly
+//!   built static binary;
+//! * `bench verity`: liftoff's hash-tree build against veritysetup's.
 //!
 //! Both install what they need first ([`deps`]).
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -61,8 +64,20 @@ pub enum XtaskError {
     /// QEMU failed.
     #[error("the demo VM failed")]
     Qemu(#[source] qemu_tests::QemuError),
+    /// A file could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A benchmark failed or missed its target.
+    #[error("benchmark: {0}")]
+    Bench(String),
     /// The command line was not understood.
-    #[error("{0}\n\nusage: cargo xtask <demo | test>")]
+    #[error("{0}\n\nusage: cargo xtask <demo | test | bench [verity] [--runs N] [--mib N]>")]
     Usage(String),
 }
 
@@ -83,7 +98,7 @@ fn run() -> Result<(), XtaskError> {
     let mut args = std::env::args().skip(1);
     let task = args.next();
     let rest: Vec<String> = args.collect();
-    if !rest.is_empty() {
+    if !rest.is_empty() && task.as_deref() != Some("bench") {
         return Err(XtaskError::Usage(format!(
             "unexpected arguments: {}",
             rest.join(" ")
@@ -92,6 +107,7 @@ fn run() -> Result<(), XtaskError> {
     match task.as_deref() {
         Some("demo") => demo::run(),
         Some("test") => test::run(),
+        Some("bench") => bench::run(bench::parse(&rest)?),
         Some(other) => Err(XtaskError::Usage(format!("unknown task {other:?}"))),
         None => Err(XtaskError::Usage("missing task".into())),
     }
