@@ -1,19 +1,27 @@
-//! Typed mount specifications and the plans PID 1 carries out.
+//! Typed mount specifications, the plans PID 1 carries out, and finding the
+//! block devices they name.
 //!
-//! This crate decides *what* to mount and in which order; it never makes a
-//! syscall. `liftoff` (the `init` crate) executes the plans, so every plan is
-//! tested here on the host and the execution is tested in QEMU.
+//! Plans decide *what* to mount and in which order without a syscall;
+//! `liftoff` (the `init` crate) executes them, so every plan is tested here
+//! on the host and the execution is tested in QEMU. Device lookup is split
+//! the same way: GPT, superblock and uevent parsing and the matching of a
+//! command-line spec against the devices seen are pure; a thin layer reads
+//! sysfs and `/dev` (roots as parameters) and waits on the kernel's uevent
+//! socket.
 //!
 //! What is here now:
 //! * [`mountinfo`]: a parser for `/proc/self/mountinfo`, so a plan can skip
 //!   what the kernel (or an earlier stage) already mounted;
 //! * [`api`]: the table of API filesystems (`/proc`, `/sys`, `/dev`, …) every
-//!   stage of liftoff needs, and [`api::plan`] which drops the mounted ones.
+//!   stage of liftoff needs, and [`api::plan`] which drops the mounted ones;
+//! * [`devices`]: GPT, filesystem probes, the sysfs scan, uevents, and the
+//!   bounded wait for the devices a boot needs.
 //!
-//! Left out (later work): device lookup and waiting, the verity root,
-//! volumes, `switch_root` and the shutdown unmount loop.
+//! Left out (later work): the verity root, volumes, `switch_root` and the
+//! shutdown unmount loop.
 
 pub mod api;
+pub mod devices;
 pub mod mountinfo;
 
 use std::path::PathBuf;

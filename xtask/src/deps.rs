@@ -36,11 +36,18 @@ pub const BUILD: &[Need] = &[
 
 /// What the tests run besides QEMU: cryptsetup's veritysetup as the
 /// reference the verity format is compared with, busybox as the guest-side
-/// test driver, and depmod to index the kernel modules a test guest loads.
+/// test driver, depmod to index the kernel modules a test guest loads, and
+/// the partitioning and mkfs tools the device-probing code is checked
+/// against.
 pub const TESTS: &[Need] = &[
     need("veritysetup", "cryptsetup-bin"),
     need("busybox", "busybox-static"),
     need("depmod", "kmod"),
+    need("sfdisk", "fdisk"),
+    need("sgdisk", "gdisk"),
+    need("mkfs.vfat", "dosfstools"),
+    need("mkfs.erofs", "erofs-utils"),
+    need("mkfs.ext4", "e2fsprogs"),
 ];
 
 /// What the benchmarks need besides the tests: GNU time for peak RSS.
