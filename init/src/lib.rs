@@ -15,6 +15,7 @@ pub mod abi;
 pub mod cli;
 pub mod failure;
 pub mod logger;
+pub mod modules;
 pub mod pid1;
 pub mod reap;
 pub mod shutdown;

@@ -36,13 +36,15 @@ pub const BUILD: &[Need] = &[
 
 /// What the tests run besides QEMU: cryptsetup's veritysetup as the
 /// reference the verity format is compared with, busybox as the guest-side
-/// test driver, depmod to index the kernel modules a test guest loads, and
-/// the partitioning and mkfs tools the device-probing code is checked
-/// against.
+/// test driver, kmod's depmod and modinfo (and xz, zstd) as the references
+/// for module dependencies and compressed modules, and the partitioning and
+/// mkfs tools the device-probing code is checked against.
 pub const TESTS: &[Need] = &[
     need("veritysetup", "cryptsetup-bin"),
     need("busybox", "busybox-static"),
     need("depmod", "kmod"),
+    need("xz", "xz-utils"),
+    need("zstd", "zstd"),
     need("sfdisk", "fdisk"),
     need("sgdisk", "gdisk"),
     need("mkfs.vfat", "dosfstools"),
