@@ -18,6 +18,12 @@ machine; run by hand, it offers these commands:
         the resulting boot plan as JSON. Exit 1, with every error, when a key
         is malformed. Default: --proc (this machine's /proc/cmdline).
 
+  initramfs --output FILE [--liftoff PATH] [--modules-dir DIR]
+            [--module NAME]... [--compress gzip|none] [--file HOST:GUEST[:MODE]]...
+        Build a gzip newc initramfs holding liftoff as /init, the named
+        kernel modules with their dependencies and index, and its config;
+        `liftoff initramfs --help` for details.
+
   verity <format|verify|open|close|dump> ...
         veritysetup's commands, options, output and exit codes, with the
         hash tree built on every core; `liftoff verity --help` for details.
@@ -61,6 +67,7 @@ pub fn run(
     };
     match command.to_str() {
         Some("cmdline") => cmdline(parser, out, err),
+        Some("initramfs") => crate::initramfs_cli::run(parser, out, err),
         Some("verity") => crate::verity_cli::run(parser, out, err),
         _ => usage_error(err, &format!("unknown command {:?}", command)),
     }

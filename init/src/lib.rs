@@ -14,6 +14,8 @@
 pub mod abi;
 pub mod cli;
 pub mod failure;
+pub mod initramfs;
+pub mod initramfs_cli;
 pub mod logger;
 pub mod modules;
 pub mod pid1;

@@ -9,6 +9,9 @@
 // (clippy's allow-unwrap-in-tests covers only `#[test]` functions).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::cached_tree;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,8 +25,6 @@ use liftoff_init::modules::load::{prepare_index, read_builtin};
 use liftoff_init::modules::modinfo::{self, Builtin};
 use liftoff_init::modules::plan::{self, LoadPlan, PlanInput};
 
-const NEEDS_KERNEL: &str = "needs the cached Debian kernel: run by cargo xtask test";
-
 /// What stage 1 loads to boot a verity root on virtio with ext4/erofs
 /// volumes and an overlay.
 const STAGE1: [&str; 7] = [
@@ -35,26 +36,6 @@ const STAGE1: [&str; 7] = [
     "erofs",
     "overlay",
 ];
-
-/// `(version, lib/modules/<version>)` of the newest cached kernel.
-fn cached_tree() -> (String, PathBuf) {
-    let kernels = qemu_tests::cache_dir().join("kernel");
-    let mut found: Vec<(String, PathBuf)> = fs::read_dir(&kernels)
-        .unwrap_or_else(|e| panic!("{}: {e}; {NEEDS_KERNEL}", kernels.display()))
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.to_owned();
-            let tree = entry.path().join("lib/modules").join(&version);
-            tree.join("modules.order")
-                .is_file()
-                .then_some((version, tree))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no kernel in {}; {NEEDS_KERNEL}", kernels.display()))
-}
 
 fn plan_for(index: &ModuleIndex, builtin: &Builtin, requested: &[String]) -> LoadPlan {
     let loaded = BTreeSet::new();

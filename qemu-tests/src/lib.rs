@@ -7,6 +7,7 @@
 //!   package lists exist).
 //! * [`initramfs`] writes a deterministic newc cpio archive from a typed list
 //!   of entries, with liftoff as `/init`; [`elf`] checks that it is static.
+//!   Both are liftoff's own (`liftoff_init::initramfs`), re-exported.
 //! * [`qemu`] boots a guest under TCG with a serial console captured into a
 //!   buffer and a log file, and [`qmp`] talks to QEMU's control socket (to
 //!   press ctrl-alt-delete, for example).
