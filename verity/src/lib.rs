@@ -16,6 +16,7 @@ pub mod format;
 pub mod geometry;
 pub mod hash;
 pub mod rs;
+pub mod sha256x;
 pub mod superblock;
 pub mod sys;
 pub mod table;

@@ -1,4 +1,5 @@
-//! The verity crate's only `unsafe`: read-only memory maps of a window of
+//! The verity crate's I/O `unsafe` (the other is the SIMD in
+//! [`crate::sha256x`]): read-only memory maps of a window of
 //! the data device, so the hashers read the page cache in place instead of
 //! copying every byte through a buffer (measured on a 2-core machine: about
 //! 10% more throughput than `pread` into per-thread buffers).
