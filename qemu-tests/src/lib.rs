@@ -1,6 +1,6 @@
 //! The VM harness for liftoff's QEMU tests.
 //!
-//! It does five things, one module each:
+//! It does these things, one module each:
 //!
 //! * [`kernel`] fetches Debian's stock kernel package with `apt-get download`
 //!   and unpacks it into a cache under `target/` (no root needed once the
@@ -16,12 +16,16 @@
 //!   modules with their dependencies, and the binaries under test, for
 //!   scenarios that run liftoff subcommands inside a VM.
 //!
-//! What it leaves out: disk images (filesystems, GPT, verity) are built by
-//! later modules; the scenarios themselves live in `tests/`. Nothing here is
+//! * [`image`] builds GPT disk images from a staging directory: an erofs or
+//!   ext4 root, its dm-verity hash tree and a blank DATA partition, with
+//!   Discoverable Partitions types and UUIDs derived from the root hash.
+//!
+//! What it leaves out: the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.
 
 pub mod elf;
 pub mod guest;
+pub mod image;
 pub mod initramfs;
 pub mod kernel;
 pub mod paths;
@@ -30,6 +34,7 @@ pub mod qmp;
 
 pub use elf::{ElfError, ensure_static};
 pub use guest::{BusyboxGuest, GuestError};
+pub use image::{BuiltImage, DiskImage, ImageError, RootFs, VerityTool};
 pub use initramfs::{Entry, FileContents, Initramfs, InitramfsError, liftoff_initramfs};
 pub use kernel::{Kernel, KernelError, fetch_kernel};
 pub use paths::{cache_dir, workspace_root};
