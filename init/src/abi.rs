@@ -16,8 +16,20 @@ pub const PROC_PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 /// liftoff leaves the sysctl alone.
 pub const PRINTK_DEVKMSG_KEY: &str = "printk.devkmsg";
 
+/// The running kernel's release, the folder under /lib/modules.
+pub const PROC_OSRELEASE: &str = "/proc/sys/kernel/osrelease";
+
 /// `PROC_SUPER_MAGIC` from include/uapi/linux/magic.h.
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+/// `RAMFS_MAGIC` (include/uapi/linux/magic.h): the initramfs's rootfs
+/// without `CONFIG_TMPFS`.
+pub const RAMFS_MAGIC: i64 = 0x8584_58f6;
+/// `TMPFS_MAGIC`: the initramfs's rootfs when the kernel has tmpfs.
+pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// `BLKROSET`, `_IO(0x12, 93)` (include/uapi/linux/fs.h): set a block
+/// device read-only; the argument is a pointer to an `int`.
+pub const BLKROSET: u32 = 0x125d;
 
 /// syslog facility `LOG_DAEMON` (3 << 3): what systemd uses for PID 1's own
 /// kmsg records, so log readers file liftoff's lines in the same place.

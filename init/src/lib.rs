@@ -8,8 +8,9 @@
 //! subcommands such as `liftoff cmdline`.
 //!
 //! Parsing and planning live in the libraries (`kernel-cmdline`, `mounts`);
-//! this crate only carries out their plans. Not here yet: stage 1 (verity
-//! root, switch_root) and the unit supervisor.
+//! this crate only carries out their plans. [`stage1`] boots a `roothash=`
+//! root: modules, devices, dm-verity, mount, switch_root. Not here yet:
+//! other root sources and the unit supervisor.
 
 pub mod abi;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod pid1;
 pub mod reap;
 pub mod shutdown;
 pub mod signals;
+pub mod stage1;
 pub mod stamps;
 pub mod sys;
 pub mod verity_cli;

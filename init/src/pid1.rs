@@ -4,7 +4,9 @@
 //! 2. disable the kernel's ctrl-alt-delete reboot, so it arrives as SIGINT;
 //! 3. mount /proc, then the other API filesystems the kernel left unmounted;
 //! 4. open the log sinks; read and check the kernel command line;
-//! 5. boot what the command line names (nothing yet: idle);
+//! 5. boot what the command line names: a `roothash=` root goes to stage 1
+//!    ([`crate::stage1`]), which never returns on success; with no root,
+//!    idle;
 //! 6. run the event loop until a shutdown request has been carried out.
 //!
 //! Any error in 1–5 is fatal and runs the failure action; PID 1 never
@@ -16,7 +18,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kernel_cmdline::{BootPlan, FailurePolicy, Rejected};
+use kernel_cmdline::{BootPlan, FailurePolicy, Rejected, VeritySource};
 use log::{debug, error, info, warn};
 use mounts::MountSpec;
 use mounts::api::{self, Step};
@@ -36,6 +38,7 @@ use thiserror::Error;
 
 use crate::shutdown::{Action, Event, Phase, Power, Shutdown};
 use crate::signals::{self, Meaning};
+use crate::stage1::{self, Stage1Error};
 use crate::stamps::Stamps;
 use crate::{abi, failure, logger, reap, sys};
 
@@ -98,9 +101,15 @@ pub enum Pid1Error {
     /// The kernel command line has malformed keys.
     #[error("kernel command line rejected:\n{0}")]
     Cmdline(Rejected),
-    /// The command line names a root, and this build cannot mount roots yet.
-    #[error("root={0} given, but this liftoff cannot mount a root yet (stage 1 is not built in)")]
+    /// The command line names a root stage 1 cannot mount yet.
+    #[error("root={0} given, but stage 1 only boots roothash= roots so far")]
     RootUnsupported(String),
+    /// `dm-mod.create=` verity roots are not wired up in stage 1 yet.
+    #[error("dm-mod.create= verity roots are not supported by stage 1 yet")]
+    DmCreateUnsupported,
+    /// Stage 1 failed; fail closed.
+    #[error("stage 1 failed")]
+    Stage1(#[source] Stage1Error),
 }
 
 /// PID 1's entry point. `start` is CLOCK_BOOTTIME at the first instruction.
@@ -161,7 +170,18 @@ impl Pid1 {
             self.log_mount_table()?;
         }
 
-        // 5. Boot.
+        // 5. Boot. A verity root is the only root stage 1 mounts, and any
+        // error on its way is fatal: the data partition is never mounted
+        // without its verity device.
+        match &plan.verity {
+            Some(VeritySource::RootHash(verity)) => {
+                let never =
+                    stage1::boot(&plan, verity, &mut self.stamps).map_err(Pid1Error::Stage1)?;
+                match never {}
+            }
+            Some(VeritySource::DmCreate { .. }) => return Err(Pid1Error::DmCreateUnsupported),
+            None => {}
+        }
         if let Some(root) = &plan.root {
             return Err(Pid1Error::RootUnsupported(root.to_string()));
         }

@@ -1,6 +1,12 @@
 //! The only `unsafe` in liftoff: the few calls nix does not wrap safely.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
 use nix::sys::signal::SigSet;
+
+use crate::abi;
 
 /// The signal number `SIGRTMIN + offset` as this C library numbers it.
 ///
@@ -28,6 +34,26 @@ pub fn sigset(signals: &[i32]) -> SigSet {
     // SAFETY: initialised by sigemptyset above, as from_sigset_t_unchecked
     // requires.
     unsafe { SigSet::from_sigset_t_unchecked(raw.assume_init()) }
+}
+
+/// Marks the block device open as `device` read-only in the kernel
+/// (`blockdev --setro`): later opens for writing fail with EACCES/EROFS.
+/// nix has no wrapper for this ioctl.
+pub fn set_block_read_only(device: &File) -> Result<(), Errno> {
+    let read_only: libc::c_int = 1;
+    // SAFETY: BLKROSET reads one `int` through its argument
+    // (block/ioctl.c, blkdev_roset: `get_user(n, (int __user *)arg)`);
+    // `read_only` is a live, aligned c_int for the whole call, and the fd
+    // is valid because `device` is borrowed for it. The kernel writes
+    // nothing back.
+    let rc = unsafe {
+        libc::ioctl(
+            device.as_raw_fd(),
+            abi::BLKROSET as _,
+            &read_only as *const libc::c_int,
+        )
+    };
+    Errno::result(rc).map(drop)
 }
 
 #[cfg(test)]

@@ -1,0 +1,277 @@
+//! Stage 1 end to end: liftoff in an initramfs built by `liftoff
+//! initramfs` finds a verity-protected erofs root by `roothash=` alone,
+//! mounts it through dm-verity, switches root and executes `init=`.
+//!
+//! The root holds a static busybox and `/sbin/probe`, which prints the
+//! mount of `/` and liftoff's boot record, then powers off:
+//!
+//! * (a) the probe runs, `/` is the dm-verity device, read-only, erofs,
+//!   and the record has every stamp from `start` to `exec`;
+//! * (b) a wrong `roothash=` (one hex digit flipped) names a hash
+//!   partition that does not exist: liftoff reports the device timeout and
+//!   reboots; the probe never runs;
+//! * (c) the same wrong hash with the real hash partition named through
+//!   `systemd.verity_root_hash=`: liftoff refuses the root hash mismatch
+//!   before creating the dm device, and reboots.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use qemu_tests::qemu::{KERNEL_FLAG_CONSOLE, KERNEL_FLAG_DEVKMSG, KERNEL_FLAG_PANIC};
+use qemu_tests::{BuiltImage, DiskImage, Vm, VmConfig};
+use tempfile::TempDir;
+
+/// Kernel start to the probe's output or liftoff's failure action: a few
+/// seconds of guest time, with a wide margin for TCG on a loaded machine.
+const BOOT: Duration = Duration::from_secs(120);
+/// From the failure action or the probe's poweroff to QEMU's exit.
+const SHUTDOWN: Duration = Duration::from_secs(60);
+/// The modules the initramfs carries (dependencies come along): virtio
+/// over PCI for the disk, dm-verity (with dm-mod, dm-bufio), erofs.
+const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-verity", "erofs"];
+/// Guest kernel flag: do not wait the default 5 s before the failure
+/// action; the scenarios read the console, not a person.
+const FLAG_NO_DELAY: &str = "liftoff.failure_delay=0";
+/// The stage 2 the root holds.
+const PROBE: &str = "/sbin/probe";
+
+/// Prints `/`'s mount and the boot record, one line each, then powers off.
+/// Only busybox exists on the root, so every applet is called through it.
+const PROBE_SCRIPT: &str = r#"#!/bin/busybox sh
+while read -r source target fstype options rest; do
+    if [ "$target" = / ]; then
+        echo "PROBE root=$source $fstype $options"
+    fi
+done < /proc/self/mounts
+echo "PROBE stamps=$(/bin/busybox tr -d '\n' < /run/liftoff/stage1.json)"
+echo "PROBE done"
+/bin/busybox poweroff -f
+"#;
+
+/// The static liftoff under test.
+fn liftoff_bin() -> PathBuf {
+    let path = std::env::var_os("LIFTOFF_BIN")
+        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
+    PathBuf::from(path)
+}
+
+/// A guest's files: the disk image, the initramfs and the kernel.
+struct Setup {
+    dir: TempDir,
+    image: BuiltImage,
+    initrd: PathBuf,
+    vmlinuz: PathBuf,
+}
+
+fn write_executable(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).expect("write staging file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn setup() -> Setup {
+    let kernel = qemu_tests::fetch_kernel(&qemu_tests::cache_dir())
+        .expect("kernel (cargo xtask test fetches it)");
+    let dir = tempfile::Builder::new()
+        .prefix("liftoff-qemu-")
+        .tempdir()
+        .expect("tempdir");
+
+    // The root: busybox, the probe, and the mount points switch_root moves
+    // the API filesystems to (an erofs root cannot grow them at boot).
+    let staging = dir.path().join("staging");
+    for sub in ["bin", "sbin", "dev", "proc", "sys", "run"] {
+        fs::create_dir_all(staging.join(sub)).expect("staging dirs");
+    }
+    let busybox = fs::read(qemu_tests::guest::DEFAULT_BUSYBOX)
+        .expect("busybox (Debian's busybox-static) at /bin/busybox");
+    write_executable(&staging.join("bin/busybox"), &busybox);
+    write_executable(
+        &staging.join(PROBE.trim_start_matches('/')),
+        PROBE_SCRIPT.as_bytes(),
+    );
+    let image = DiskImage::builder(&staging)
+        .build(&dir.path().join("disk.img"))
+        .expect("build the disk image");
+
+    let initrd = dir.path().join("initrd.img");
+    let mut command = Command::new(liftoff_bin());
+    command
+        .arg("initramfs")
+        .arg("--output")
+        .arg(&initrd)
+        .arg("--modules-dir")
+        .arg(&kernel.modules_dir);
+    for module in MODULES {
+        command.args(["--module", module]);
+    }
+    let output = command.output().expect("run liftoff initramfs");
+    assert!(
+        output.status.success(),
+        "liftoff initramfs failed: {}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    Setup {
+        dir,
+        image,
+        initrd,
+        vmlinuz: kernel.vmlinuz,
+    }
+}
+
+impl Setup {
+    fn boot(&self, cmdline: &str) -> Vm {
+        let mut config = VmConfig::new(&self.vmlinuz, &self.initrd);
+        config.append = format!(
+            "{KERNEL_FLAG_CONSOLE} {KERNEL_FLAG_PANIC} {KERNEL_FLAG_DEVKMSG} init={PROBE} {cmdline} {FLAG_NO_DELAY}"
+        );
+        config.disks = vec![self.image.path.clone()];
+        // erofs's `softdep=pre: crc32c` makes the plan load every crc32c
+        // provider, crc32c_intel among them, and a failed module is fatal.
+        // TCG's default qemu64 CPU lacks SSE4.2, so crc32c_intel refuses
+        // with ENODEV; `max` has it, like any x86-64 built since 2008.
+        config.extra_args = vec!["-cpu".into(), "max".into()];
+        config.run_dir = Some(self.dir.path().to_owned());
+        config.timeout = Duration::from_secs(180);
+        Vm::start(&config).expect("start QEMU")
+    }
+}
+
+fn expect(vm: &Vm, pattern: &str, within: Duration) {
+    if let Err(e) = vm.wait_for(pattern, within) {
+        panic!("{e}\n--- console ---\n{}", vm.console());
+    }
+}
+
+fn expect_exit(vm: &mut Vm) {
+    if let Err(e) = vm.wait_exit(SHUTDOWN) {
+        panic!("{e}\n--- console ---\n{}", vm.console());
+    }
+}
+
+/// `"phase": "<phase>"` … `"boottime_us": <n>` in the record's JSON.
+fn stamp_us(json: &str, phase: &str) -> Option<u64> {
+    let at = json.find(&format!("\"phase\": \"{phase}\""))?;
+    let rest = &json[at..];
+    let rest = &rest[rest.find("\"boottime_us\":")? + "\"boottime_us\":".len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `roothash=` with its last hex digit changed.
+fn flipped(cmdline: &str) -> String {
+    let mut out = cmdline.trim_end().to_owned();
+    let last = out.pop().expect("non-empty cmdline");
+    out.push(if last == '0' { '1' } else { '0' });
+    out
+}
+
+#[test]
+#[ignore = "boots QEMU: run by cargo xtask test"]
+fn roothash_boots_the_verity_root_and_runs_init() {
+    let setup = setup();
+    let mut vm = setup.boot(&setup.image.cmdline);
+    expect(&vm, "PROBE done", BOOT);
+    let console = vm.console();
+
+    let root = console
+        .lines()
+        .find_map(|l| l.split_once("PROBE root=").map(|(_, r)| r.trim()))
+        .unwrap_or_else(|| panic!("no PROBE root line:\n{console}"));
+    let mut words = root.split(' ');
+    let (source, fstype, options) = (words.next(), words.next(), words.next());
+    assert!(
+        matches!(source, Some("/dev/dm-0" | "/dev/mapper/root")),
+        "/ is not the verity device: {root}"
+    );
+    assert_eq!(fstype, Some("erofs"), "{root}");
+    let options = options.unwrap_or_default();
+    assert!(options.split(',').any(|o| o == "ro"), "/ not ro: {root}");
+
+    let stamps = console
+        .lines()
+        .find_map(|l| l.split_once("PROBE stamps=").map(|(_, r)| r.trim()))
+        .unwrap_or_else(|| panic!("no PROBE stamps line:\n{console}"));
+    let mut previous = 0;
+    for phase in [
+        "start",
+        "modules",
+        "devices",
+        "verity",
+        "root-mounted",
+        "switch-root",
+        "exec",
+    ] {
+        let us = stamp_us(stamps, phase)
+            .unwrap_or_else(|| panic!("no {phase} stamp in the record: {stamps}"));
+        assert!(us >= previous, "{phase} stamp goes backwards: {stamps}");
+        previous = us;
+    }
+    let start = stamp_us(stamps, "start").unwrap_or_default();
+    eprintln!(
+        "stage 1: liftoff start to exec of {PROBE}: {:.1} ms guest time ({stamps})",
+        (previous - start) as f64 / 1e3
+    );
+    assert!(stamps.contains("\"fstype\": \"erofs\""), "{stamps}");
+
+    expect(&vm, "reboot: Power down", SHUTDOWN);
+    expect_exit(&mut vm);
+    let console = vm.console();
+    for refused in ["Kernel panic", "fatal:", "failure action"] {
+        assert!(!console.contains(refused), "{refused}:\n{console}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run by cargo xtask test"]
+fn wrong_roothash_finds_no_partition_and_reboots() {
+    let setup = setup();
+    let cmdline = flipped(&setup.image.cmdline);
+    let mut vm = setup.boot(&format!("{cmdline} liftoff.device_timeout=2s"));
+    expect(&vm, "failure action: reboot in 0s", BOOT);
+    let console = vm.console();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("liftoff: fatal: stage 1 failed") && l.contains("timed out")),
+        "no device timeout from liftoff:\n{console}"
+    );
+    expect(&vm, "reboot: Restarting system", SHUTDOWN);
+    expect_exit(&mut vm);
+    let console = vm.console();
+    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
+    assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+#[test]
+#[ignore = "boots QEMU: run by cargo xtask test"]
+fn wrong_roothash_on_the_real_hash_partition_is_refused_before_mapping() {
+    let setup = setup();
+    let cmdline = format!(
+        "{} systemd.verity_root_hash=PARTUUID={}",
+        flipped(&setup.image.cmdline),
+        setup.image.verity_partuuid
+    );
+    let mut vm = setup.boot(&cmdline);
+    expect(&vm, "failure action: reboot in 0s", BOOT);
+    let console = vm.console();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("liftoff: fatal: stage 1 failed")
+                && l.contains("root hash mismatch")),
+        "no root hash mismatch from liftoff:\n{console}"
+    );
+    expect(&vm, "reboot: Restarting system", SHUTDOWN);
+    expect_exit(&mut vm);
+    let console = vm.console();
+    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
+    assert!(!console.contains("device-mapper: verity"), "{console}");
+}
