@@ -15,14 +15,17 @@
 //! * [`api`]: the table of API filesystems (`/proc`, `/sys`, `/dev`, …) every
 //!   stage of liftoff needs, and [`api::plan`] which drops the mounted ones;
 //! * [`devices`]: GPT, filesystem probes, the sysfs scan, uevents, and the
-//!   bounded wait for the devices a boot needs.
+//!   bounded wait for the devices a boot needs;
+//! * [`volumes`]: `/etc/liftoff/mounts.toml` on the verified root, parsed
+//!   and planned (tmpfs, overlay, persistent, bind).
 //!
-//! Left out (later work): the verity root, volumes, `switch_root` and the
+//! Left out (later work): the verity root, `switch_root` and the
 //! shutdown unmount loop.
 
 pub mod api;
 pub mod devices;
 pub mod mountinfo;
+pub mod volumes;
 
 use std::path::PathBuf;
 
