@@ -27,3 +27,4 @@ pub mod stage1;
 pub mod stamps;
 pub mod sys;
 pub mod verity_cli;
+pub mod volumes;

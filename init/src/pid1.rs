@@ -18,7 +18,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kernel_cmdline::{BootPlan, FailurePolicy, Rejected, VeritySource};
+use kernel_cmdline::{BootPlan, FailurePolicy, Rejected};
 use log::{debug, error, info, warn};
 use mounts::MountSpec;
 use mounts::api::{self, Step};
@@ -104,9 +104,6 @@ pub enum Pid1Error {
     /// The command line names a root stage 1 cannot mount yet.
     #[error("root={0} given, but stage 1 only boots roothash= roots so far")]
     RootUnsupported(String),
-    /// `dm-mod.create=` verity roots are not wired up in stage 1 yet.
-    #[error("dm-mod.create= verity roots are not supported by stage 1 yet")]
-    DmCreateUnsupported,
     /// Stage 1 failed; fail closed.
     #[error("stage 1 failed")]
     Stage1(#[source] Stage1Error),
@@ -170,17 +167,32 @@ impl Pid1 {
             self.log_mount_table()?;
         }
 
-        // 5. Boot. A verity root is the only root stage 1 mounts, and any
-        // error on its way is fatal: the data partition is never mounted
-        // without its verity device.
-        match &plan.verity {
-            Some(VeritySource::RootHash(verity)) => {
-                let never =
-                    stage1::boot(&plan, verity, &mut self.stamps).map_err(Pid1Error::Stage1)?;
-                match never {}
+        // 5. Boot. Stage 1 runs only from the initramfs. On a mounted root
+        // (the one stage 1 switched to and exec'd liftoff on, or one the
+        // kernel mounted itself) this is stage 2: the root keys on the
+        // command line were stage 1's, and running it again would try to
+        // map a root that is already `/`.
+        if !stage1::switch_root::root_is_initramfs() {
+            match stage1::HandoffRecord::read() {
+                Some(record) => info!(
+                    "stage 2 on {} ({}); stage 1: {}",
+                    record.root_device,
+                    record.fstype,
+                    record.summary()
+                ),
+                None => info!("stage 2 on a root the kernel mounted (no stage 1 record)"),
             }
-            Some(VeritySource::DmCreate { .. }) => return Err(Pid1Error::DmCreateUnsupported),
-            None => {}
+            self.stamps.mark("idle");
+            info!("boot stamps: {}", self.stamps.summary());
+            info!("stage 2: no units to start yet; idling");
+            return self.event_loop(signal_fd);
+        }
+        // A verity root is the only root stage 1 mounts, and any error on
+        // its way is fatal: the data partition is never mounted without its
+        // verity device.
+        if let Some(source) = &plan.verity {
+            let never = stage1::boot(&plan, source, &mut self.stamps).map_err(Pid1Error::Stage1)?;
+            match never {}
         }
         if let Some(root) = &plan.root {
             return Err(Pid1Error::RootUnsupported(root.to_string()));

@@ -1,5 +1,6 @@
-//! Stage 1 for a `roothash=` root: from the initramfs to `init=` on the
-//! verified root (docs/boot.md).
+//! Stage 1 for a verity root, `roothash=` or `dm-mod.create=`
+//! ([`dm_create`]): from the initramfs to `init=` on the verified root
+//! (docs/boot.md).
 //!
 //! 1. load the kernel modules the initramfs config and `liftoff.modules=`
 //!    name (a failed module is fatal);
@@ -20,6 +21,7 @@
 //! to try, the switch_root steps) are plain functions, tested on the host;
 //! the recipe in [`boot`] is tested in QEMU (qemu-tests/tests/stage1.rs).
 
+pub mod dm_create;
 pub mod switch_root;
 
 use std::collections::BTreeMap;
@@ -28,7 +30,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use kernel_cmdline::{BootPlan, CorruptionAction, RootDevice, RootHashVerity, VerityOptions};
+use kernel_cmdline::{
+    BootPlan, CorruptionAction, RootDevice, RootHashVerity, VerityOptions, VeritySource,
+};
 use log::{debug, info, warn};
 use mounts::devices::gpt::GuidParseError;
 use mounts::devices::probe::{self, FsType, PROBE_BYTES};
@@ -67,6 +71,9 @@ const MAX_MODULE_WORKERS: usize = 4;
 /// Why stage 1 could not hand over to the verified root.
 #[derive(Debug, Error)]
 pub enum Stage1Error {
+    /// A volume from the root's mounts.toml failed; its mounts were undone.
+    #[error("cannot mount the volumes")]
+    Volumes(#[source] crate::volumes::VolumeMountError),
     /// The initramfs config exists but could not be read.
     #[error("cannot read {}", path.display())]
     ReadConfig {
@@ -193,6 +200,9 @@ pub enum Stage1Error {
     /// switch_root failed.
     #[error("switch_root to {SYSROOT} failed")]
     SwitchRoot(#[source] switch_root::SwitchRootError),
+    /// The `dm-mod.create=` verity root could not be set up.
+    #[error("dm-mod.create= root")]
+    DmCreate(#[source] dm_create::DmCreateError),
 }
 
 /// The boot record written to `/run/liftoff/stage1.json` for stage 2.
@@ -208,10 +218,51 @@ pub struct Handoff<'a> {
     pub init: String,
 }
 
-/// Runs stage 1 for a `roothash=` root. Returns only on error.
+/// The boot record as stage 2 reads it back from `/run/liftoff/stage1.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct HandoffRecord {
+    /// Stage 1's stamps, in order.
+    pub stamps: Vec<StampRecord>,
+    /// The dm-verity device mounted as `/`.
+    pub root_device: String,
+    /// Its filesystem type.
+    pub fstype: String,
+    /// The program stage 1 executed.
+    pub init: String,
+}
+
+/// One stamp of [`HandoffRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StampRecord {
+    /// The phase that started.
+    pub phase: String,
+    /// CLOCK_BOOTTIME in microseconds.
+    pub boottime_us: u64,
+}
+
+impl HandoffRecord {
+    /// Reads the record stage 1 left, if any: it is a diagnostic, so a
+    /// missing or unreadable one is `None`, never an error.
+    pub fn read() -> Option<HandoffRecord> {
+        let text = std::fs::read(Path::new(HANDOFF_DIR).join(HANDOFF_FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Stage 1's stamps as one log line.
+    pub fn summary(&self) -> String {
+        crate::stamps::summarize(
+            self.stamps
+                .iter()
+                .map(|s| (s.phase.as_str(), s.boottime_us)),
+        )
+    }
+}
+
+/// Runs stage 1 for a `roothash=` or `dm-mod.create=` verity root.
+/// Returns only on error.
 pub fn boot(
     plan: &BootPlan,
-    verity: &RootHashVerity,
+    source: &VeritySource,
     stamps: &mut Stamps,
 ) -> Result<Infallible, Stage1Error> {
     // 1. Modules: virtio, dm-verity, the filesystem. Fatal on failure: a
@@ -220,7 +271,53 @@ pub fn boot(
     load_initramfs_modules(plan)?;
     stamps.mark("modules");
 
-    // 2. The partitions, by type *and* UUID, bounded by device_timeout.
+    // 2–3. The partitions and the verity device: `roothash=` finds them
+    // and builds the table; `dm-mod.create=` (dm_create) names both.
+    let dm_node = match source {
+        VeritySource::RootHash(verity) => open_roothash(plan, verity, stamps)?,
+        VeritySource::DmCreate { .. } => {
+            dm_create::open(plan, stamps).map_err(Stage1Error::DmCreate)?
+        }
+    };
+
+    // 4. Mount the verity device, never `data`, read-only.
+    let fstype = mount_root(plan, &dm_node)?;
+    info!(
+        "mounted {} ({fstype}) read-only on {SYSROOT}",
+        dm_node.display()
+    );
+    stamps.mark("root-mounted");
+
+    // 4b. Volumes from the root's /etc/liftoff/mounts.toml (docs/volumes.md);
+    // a failure is fatal, after undoing its mounts.
+    crate::volumes::mount_volumes(
+        &mut crate::volumes::NixVolumeSys,
+        Path::new(SYSROOT),
+        Path::new(mounts::volumes::OVERLAY_DIR),
+        plan.device_timeout,
+    )
+    .map_err(Stage1Error::Volumes)?;
+
+    // 5. switch_root and exec.
+    let init = plan.init.clone().unwrap_or_else(|| DEFAULT_INIT.to_owned());
+    let steps = switch_root::plan(Path::new(SYSROOT), &init, &plan.init_args);
+    let never = switch_root::execute(&steps, stamps, |stamps| Handoff {
+        stamps,
+        root_device: dm_node.display().to_string(),
+        fstype: fstype.clone(),
+        init: init.clone(),
+    })
+    .map_err(Stage1Error::SwitchRoot)?;
+    match never {}
+}
+
+/// Steps 2–3 for `roothash=`: the partitions, by type *and* UUID,
+/// bounded by device_timeout, then `/dev/mapper/root`.
+fn open_roothash(
+    plan: &BootPlan,
+    verity: &RootHashVerity,
+    stamps: &mut Stamps,
+) -> Result<PathBuf, Stage1Error> {
     let (root_type, verity_type) = native_root_types().ok_or(Stage1Error::NoRootTypes)?;
     let discoverable = DeviceSpec::discoverable_root(&verity.discoverable, root_type, verity_type)
         .map_err(Stage1Error::PartUuid)?;
@@ -242,26 +339,7 @@ pub fn boot(
     // 3. Verity.
     let dm_node = open_verity(plan, verity, &data, &hash)?;
     stamps.mark("verity");
-
-    // 4. Mount the verity device, never `data`, read-only.
-    let fstype = mount_root(plan, &dm_node)?;
-    info!(
-        "mounted {} ({fstype}) read-only on {SYSROOT}",
-        dm_node.display()
-    );
-    stamps.mark("root-mounted");
-
-    // 5. switch_root and exec.
-    let init = plan.init.clone().unwrap_or_else(|| DEFAULT_INIT.to_owned());
-    let steps = switch_root::plan(Path::new(SYSROOT), &init, &plan.init_args);
-    let never = switch_root::execute(&steps, stamps, |stamps| Handoff {
-        stamps,
-        root_device: dm_node.display().to_string(),
-        fstype: fstype.clone(),
-        init: init.clone(),
-    })
-    .map_err(Stage1Error::SwitchRoot)?;
-    match never {}
+    Ok(dm_node)
 }
 
 /// The specs to wait for: the Discoverable Partitions ones (type and

@@ -47,24 +47,26 @@ impl Stamps {
 
     /// One line for the log: `start 0.912s, api-filesystems 0.915s (+3.1ms), …`.
     pub fn summary(&self) -> String {
-        let mut out = String::new();
-        let mut previous: Option<u64> = None;
-        for s in &self.stamps {
-            if !out.is_empty() {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{} {:.3}s", s.phase, s.boottime_us as f64 / 1e6);
-            if let Some(p) = previous {
-                let _ = write!(
-                    out,
-                    " (+{:.1}ms)",
-                    s.boottime_us.saturating_sub(p) as f64 / 1e3
-                );
-            }
-            previous = Some(s.boottime_us);
-        }
-        out
+        summarize(self.stamps.iter().map(|s| (s.phase, s.boottime_us)))
     }
+}
+
+/// Formats `(phase, CLOCK_BOOTTIME µs)` pairs as [`Stamps::summary`] does;
+/// also used for the stamps stage 1 hands to stage 2.
+pub fn summarize<'a>(stamps: impl IntoIterator<Item = (&'a str, u64)>) -> String {
+    let mut out = String::new();
+    let mut previous: Option<u64> = None;
+    for (phase, us) in stamps {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{phase} {:.3}s", us as f64 / 1e6);
+        if let Some(p) = previous {
+            let _ = write!(out, " (+{:.1}ms)", us.saturating_sub(p) as f64 / 1e3);
+        }
+        previous = Some(us);
+    }
+    out
 }
 
 #[cfg(test)]

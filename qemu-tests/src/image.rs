@@ -63,6 +63,10 @@ pub const MKFS_EROFS: &str = "mkfs.erofs";
 pub const MKFS_EXT4: &str = "mkfs.ext4";
 /// cryptsetup's verity tool (cryptsetup-bin).
 pub const VERITYSETUP: &str = "veritysetup";
+/// The root partition's number.
+pub const ROOT_NUMBER: u32 = 1;
+/// The verity partition's number.
+pub const VERITY_NUMBER: u32 = 2;
 /// Copy granularity: chunks that are all zero are left as holes.
 const COPY_CHUNK: usize = 64 << 10;
 /// Below this, `mkfs.ext4` with 4 KiB blocks has no room for its metadata.
@@ -185,6 +189,7 @@ impl DiskImage {
             verity_tool: VerityTool::default(),
             data_size: DEFAULT_DATA_SIZE,
             seed: None,
+            omit_verity_partition: false,
         }
     }
 }
@@ -197,6 +202,7 @@ pub struct ImageBuilder {
     verity_tool: VerityTool,
     data_size: u64,
     seed: Option<Vec<u8>>,
+    omit_verity_partition: bool,
 }
 
 /// One partition of a built image.
@@ -253,7 +259,8 @@ pub struct BuiltImage {
     pub verity_partuuid: Guid,
     /// PARTLABEL of the blank data partition.
     pub data_label: &'static str,
-    /// Root, verity and data, in that order.
+    /// Root, verity and data, in that order (without verity when
+    /// [`ImageBuilder::omit_verity_partition`] left it out).
     pub partitions: Vec<BuiltPartition>,
     /// The kernel command line words that boot it: `roothash=<hex>`.
     pub cmdline: String,
@@ -318,6 +325,16 @@ impl ImageBuilder {
         self
     }
 
+    /// Leave the verity partition out of the disk: its GPT slot (2) stays
+    /// empty and its bytes unwritten, while the root hash, the root's
+    /// PARTUUID and [`BuiltImage::verity_partuuid`] stay what they would
+    /// be. For the "hash partition missing" scenarios.
+    #[must_use]
+    pub fn omit_verity_partition(mut self, omit: bool) -> Self {
+        self.omit_verity_partition = omit;
+        self
+    }
+
     /// Builds the image into `out` (replaced if it exists).
     ///
     /// # Errors
@@ -363,7 +380,7 @@ impl ImageBuilder {
         let disk_guid = derive_guid(b"liftoff disk guid", root_hash.as_bytes());
 
         // 4. The GPT and the partitions' bytes, into a sparse file.
-        let plan = plan_layout(
+        let mut plan = plan_layout(
             [
                 (ROOT_LABEL, ROOT_X86_64, data_partuuid, root_len),
                 (VERITY_LABEL, ROOT_X86_64_VERITY, verity_partuuid, hash_len),
@@ -376,6 +393,9 @@ impl ImageBuilder {
             ],
             disk_guid,
         )?;
+        if self.omit_verity_partition {
+            plan.partitions.retain(|p| p.number != VERITY_NUMBER);
+        }
         let table = gpt::write(&plan).map_err(|source| ImageError::Gpt {
             path: out.to_owned(),
             source,
@@ -399,10 +419,13 @@ impl ImageBuilder {
                 last_lba: p.last_lba,
             })
             .collect();
-        for (part, (src_path, len)) in partitions
-            .iter()
-            .zip([(&root_img, root_len), (&hash_img, hash_len)])
-        {
+        for (number, src_path, len) in [
+            (ROOT_NUMBER, &root_img, root_len),
+            (VERITY_NUMBER, &hash_img, hash_len),
+        ] {
+            let Some(part) = partitions.iter().find(|p| p.number == number) else {
+                continue;
+            };
             let src = File::open(src_path).map_err(io_error("open", src_path))?;
             copy_sparse(&src, src_path, 0, len, &file, out, part.offset())?;
         }

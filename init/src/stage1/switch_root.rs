@@ -175,7 +175,7 @@ pub fn execute(
                     .map_err(SwitchRootError::Statfs)?
                     .filesystem_type()
                     .0;
-                if magic != abi::RAMFS_MAGIC && magic != abi::TMPFS_MAGIC {
+                if !is_initramfs_magic(magic) {
                     return Err(SwitchRootError::NotInitramfs { magic });
                 }
             }
@@ -245,6 +245,18 @@ pub fn execute(
 }
 
 /// Best effort: stage 2 reads the stamps if they are there.
+/// Whether a filesystem magic is the initramfs's rootfs (ramfs, or tmpfs
+/// when the kernel has it): the only `/` stage 1 may run from and delete.
+pub fn is_initramfs_magic(magic: i64) -> bool {
+    magic == abi::RAMFS_MAGIC || magic == abi::TMPFS_MAGIC
+}
+
+/// Whether `/` is the initramfs. Anything else (a root switched to, or
+/// one the kernel mounted itself) means stage 1 is over or not needed.
+pub fn root_is_initramfs() -> bool {
+    statfs("/").is_ok_and(|s| is_initramfs_magic(s.filesystem_type().0))
+}
+
 fn write_handoff(handoff: &Handoff<'_>) {
     let dir = Path::new(HANDOFF_DIR);
     let path = dir.join(HANDOFF_FILE);

@@ -188,3 +188,33 @@ fn device_specs_are_discoverable_unless_named_explicitly() {
     assert_eq!(specs[1], DeviceSpec::Named(verity.hash.clone()));
     assert_eq!(specs[1].to_string(), named);
 }
+
+#[test]
+fn stage_2_reads_back_the_record_stage_1_writes() {
+    use crate::stamps::Stamp;
+    let stamps = [
+        Stamp {
+            phase: "start",
+            boottime_us: 2_874_822,
+        },
+        Stamp {
+            phase: "switch-root",
+            boottime_us: 3_450_409,
+        },
+    ];
+    let written = Handoff {
+        stamps: &stamps,
+        root_device: "/dev/dm-0".into(),
+        fstype: "erofs".into(),
+        init: "/sbin/init".into(),
+    };
+    let json = serde_json::to_vec(&written).unwrap();
+    let read: HandoffRecord = serde_json::from_slice(&json).unwrap();
+    assert_eq!(read.root_device, "/dev/dm-0");
+    assert_eq!(read.fstype, "erofs");
+    assert_eq!(read.stamps.len(), 2);
+    assert_eq!(
+        read.summary(),
+        "start 2.875s, switch-root 3.450s (+575.6ms)"
+    );
+}
