@@ -31,6 +31,7 @@ pub mod kernel;
 pub mod paths;
 pub mod qemu;
 pub mod qmp;
+pub mod scenario;
 
 pub use elf::{ElfError, ensure_static};
 pub use guest::{BusyboxGuest, GuestError};

@@ -15,8 +15,8 @@ const BOOT: Duration = Duration::from_secs(120);
 #[test]
 #[ignore = "boots QEMU: run by cargo xtask test"]
 fn gzip_initramfs_built_by_liftoff_boots_to_idle() {
-    let liftoff = std::env::var_os("LIFTOFF_BIN")
-        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
+    let liftoff =
+        qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN);
     let kernel = qemu_tests::fetch_kernel(&qemu_tests::cache_dir())
         .expect("kernel (cargo xtask test fetches it)");
     let dir = tempfile::Builder::new()

@@ -31,7 +31,6 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use qemu_tests::image::{ImageBuilder, RootFs, VerityTool};
@@ -66,11 +65,9 @@ echo "PROBE done"
 /bin/busybox poweroff -f
 "#;
 
-/// The static liftoff under test.
+/// The static liftoff under test (`cargo xtask test` builds it).
 fn liftoff_bin() -> PathBuf {
-    let path = std::env::var_os("LIFTOFF_BIN")
-        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
-    PathBuf::from(path)
+    qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN)
 }
 
 /// A guest's files: the disk image, the initramfs and the kernel.
@@ -122,23 +119,9 @@ fn setup_with(image: impl FnOnce(ImageBuilder) -> ImageBuilder, modules: &[&str]
         .expect("build the disk image");
 
     let initrd = dir.path().join("initrd.img");
-    let mut command = Command::new(liftoff_bin());
-    command
-        .arg("initramfs")
-        .arg("--output")
-        .arg(&initrd)
-        .arg("--modules-dir")
-        .arg(&kernel.modules_dir);
-    for module in MODULES.iter().chain(modules) {
-        command.args(["--module", module]);
-    }
-    let output = command.output().expect("run liftoff initramfs");
-    assert!(
-        output.status.success(),
-        "liftoff initramfs failed: {}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let modules: Vec<&str> = MODULES.iter().chain(modules).copied().collect();
+    qemu_tests::scenario::build_initramfs(&liftoff_bin(), &kernel.modules_dir, &modules, &initrd)
+        .expect("liftoff initramfs");
     Setup {
         dir,
         image,

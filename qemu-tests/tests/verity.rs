@@ -39,11 +39,9 @@ const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-mod", "dm-verity"];
 /// margin is for a loaded machine.
 const RUN: Duration = Duration::from_secs(150);
 
-/// The static liftoff under test.
+/// The static liftoff under test (`cargo xtask test` builds it).
 fn liftoff_bin() -> PathBuf {
-    let path = std::env::var_os("LIFTOFF_BIN")
-        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
-    PathBuf::from(path)
+    qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64), so a failure reproduces.

@@ -91,10 +91,9 @@ echo "PROBE done"
 $B poweroff -f
 "#;
 
+/// The static liftoff under test (`cargo xtask test` builds it).
 fn liftoff_bin() -> PathBuf {
-    let path = std::env::var_os("LIFTOFF_BIN")
-        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
-    PathBuf::from(path)
+    qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN)
 }
 
 fn write_executable(path: &Path, bytes: &[u8]) {
@@ -176,23 +175,8 @@ fn setup() -> Setup {
         .expect("build the disk image");
 
     let initrd = dir.path().join("initrd.img");
-    let mut command = Command::new(liftoff_bin());
-    command
-        .arg("initramfs")
-        .arg("--output")
-        .arg(&initrd)
-        .arg("--modules-dir")
-        .arg(&kernel.modules_dir);
-    for module in MODULES {
-        command.args(["--module", module]);
-    }
-    let output = command.output().expect("run liftoff initramfs");
-    assert!(
-        output.status.success(),
-        "liftoff initramfs failed: {}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    qemu_tests::scenario::build_initramfs(&liftoff_bin(), &kernel.modules_dir, MODULES, &initrd)
+        .expect("liftoff initramfs");
     Setup {
         dir,
         image,

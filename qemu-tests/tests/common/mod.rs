@@ -17,9 +17,7 @@ pub struct Guest {
 
 /// The static liftoff under test.
 pub fn liftoff_bin() -> PathBuf {
-    let path = std::env::var_os("LIFTOFF_BIN")
-        .expect("LIFTOFF_BIN is not set: the QEMU scenarios run through `cargo xtask test`, which builds the static binary");
-    PathBuf::from(path)
+    qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN)
 }
 
 /// Boots liftoff as `/init` with `extra` appended to the harness's kernel
