@@ -431,6 +431,15 @@ fn load_initramfs_modules(plan: &BootPlan) -> Result<(), Stage1Error> {
             t.name, t.wave, t.outcome, t.micros
         );
     }
+    // A soft dependency that does not fit this machine (crc32c_intel on a
+    // CPU without SSE4.2, where crc32c_generic serves) is reported; only a
+    // required module failing is fatal.
+    for failure in &report.optional_failures {
+        let cause = std::error::Error::source(failure)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        warn!("optional module not loaded (only a soft dependency): {failure}{cause}");
+    }
     let (failed, skipped) = (report.failures.len(), report.skipped.len());
     if let Some(source) = report.failures.into_iter().next() {
         return Err(Stage1Error::LoadModule {

@@ -107,6 +107,34 @@ fn stage1_closure_on_the_walked_tree() {
         index.entries().len()
     );
 
+    // Soft dependencies are optional, what was asked for and what it
+    // cannot load without are not: a CPU without SSE4.2 refuses
+    // crc32c_intel, and that must not stop the boot.
+    let optional: BTreeSet<&str> = plan
+        .waves
+        .iter()
+        .flatten()
+        .filter(|m| m.optional)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert!(optional.contains("crc32c_intel"), "{optional:?}");
+    assert!(optional.contains("crc32c_generic"), "{optional:?}");
+    for required in [
+        "dm_verity",
+        "dm_bufio",
+        "dm_mod",
+        "erofs",
+        "ext4",
+        "jbd2",
+        "virtio_blk",
+        "virtio_ring",
+    ] {
+        assert!(
+            !optional.contains(required),
+            "{required} must be required: {optional:?}"
+        );
+    }
+
     let names = planned_names(&plan);
     for want in [
         "dm_verity",

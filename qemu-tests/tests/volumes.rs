@@ -195,8 +195,6 @@ impl Setup {
             self.image.cmdline
         );
         config.disks = vec![self.image.path.clone()];
-        // As stage1.rs: erofs's crc32c softdep needs SSE4.2.
-        config.extra_args = vec!["-cpu".into(), "max".into()];
         let run_dir = self.dir.path().join(run);
         fs::create_dir_all(&run_dir).expect("run dir");
         config.run_dir = Some(run_dir);

@@ -193,6 +193,8 @@ pub struct Skipped {
     pub name: ModName,
     /// The first of its predecessors that failed or was skipped.
     pub because: ModName,
+    /// Whether the skipped module was optional.
+    pub optional: bool,
 }
 
 /// What [`execute`] did.
@@ -200,17 +202,21 @@ pub struct Skipped {
 pub struct LoadReport {
     /// Loaded modules in wave order, by name within a wave.
     pub timings: Vec<ModuleTiming>,
-    /// Modules that failed.
+    /// Required modules that failed.
     pub failures: Vec<ModuleFailure>,
-    /// Modules not tried.
+    /// Optional modules (soft dependencies only) that failed: reported,
+    /// not fatal.
+    pub optional_failures: Vec<ModuleFailure>,
+    /// Modules not tried because a hard dependency failed.
     pub skipped: Vec<Skipped>,
 }
 
 impl LoadReport {
-    /// Whether every planned module is loaded.
+    /// Whether every required module is loaded (an optional module that
+    /// failed, or was skipped for one, does not count).
     #[must_use]
     pub fn is_complete(&self) -> bool {
-        self.failures.is_empty() && self.skipped.is_empty()
+        self.failures.is_empty() && self.skipped.iter().all(|s| s.optional)
     }
 }
 
@@ -221,11 +227,14 @@ pub fn execute<S: ModuleSys>(sys: &S, plan: &LoadPlan, workers: usize) -> LoadRe
     for (wave_number, wave) in plan.waves.iter().enumerate() {
         let mut todo: Vec<&PlannedModule> = Vec::new();
         for module in wave {
-            match module.after.iter().find(|m| broken.contains(*m)) {
+            // Only a failed hard dependency stops a module: a failed
+            // `softdep=pre:` module was ordering, not a need.
+            match module.depends.iter().find(|m| broken.contains(*m)) {
                 Some(because) => {
                     report.skipped.push(Skipped {
                         name: module.name.clone(),
                         because: because.clone(),
+                        optional: module.optional,
                     });
                     broken.insert(module.name.clone());
                 }
@@ -242,7 +251,11 @@ pub fn execute<S: ModuleSys>(sys: &S, plan: &LoadPlan, workers: usize) -> LoadRe
                 }),
                 Err(failure) => {
                     broken.insert(module.name.clone());
-                    report.failures.push(failure);
+                    if module.optional {
+                        report.optional_failures.push(failure);
+                    } else {
+                        report.failures.push(failure);
+                    }
                 }
             }
         }
@@ -559,6 +572,8 @@ mod tests {
             compression: Compression::None,
             params: String::new(),
             after: after.iter().copied().map(ModName::new).collect(),
+            depends: after.iter().copied().map(ModName::new).collect(),
+            optional: false,
         }
     }
 
@@ -607,6 +622,40 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_optional_softdep_is_reported_and_its_dependant_still_loads() {
+        // erofs's `softdep=pre: crypto-crc32c` plans every provider;
+        // crc32c_intel refuses a CPU without SSE4.2 with ENODEV.
+        let mut sys = FakeModuleSys::default();
+        sys.errors
+            .insert("/m/crc32c_intel.ko".into(), Errno::ENODEV);
+        let mut intel = planned("crc32c_intel", &[]);
+        intel.optional = true;
+        let mut generic = planned("crc32c_generic", &[]);
+        generic.optional = true;
+        let mut erofs = planned("erofs", &[]);
+        erofs.after = vec!["crc32c_generic".into(), "crc32c_intel".into()];
+        let plan = LoadPlan {
+            waves: vec![vec![generic, intel], vec![erofs]],
+            ..LoadPlan::default()
+        };
+        let report = execute(&sys, &plan, 2);
+        let loaded: Vec<&str> = report.timings.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(loaded, ["crc32c_generic", "erofs"]);
+        assert!(report.failures.is_empty());
+        let optional: Vec<String> = report
+            .optional_failures
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            optional,
+            ["finit_module of crc32c_intel (/m/crc32c_intel.ko) failed"]
+        );
+        assert!(report.skipped.is_empty());
+        assert!(report.is_complete());
+    }
+
+    #[test]
     fn eexist_is_success_and_failures_skip_dependants() {
         let mut sys = FakeModuleSys::default();
         sys.errors.insert("/m/dup.ko".into(), Errno::EEXIST);
@@ -643,11 +692,13 @@ mod tests {
             [
                 Skipped {
                     name: "needs_bad".into(),
-                    because: "bad".into()
+                    because: "bad".into(),
+                    optional: false,
                 },
                 Skipped {
                     name: "needs_needs_bad".into(),
-                    because: "needs_bad".into()
+                    because: "needs_bad".into(),
+                    optional: false,
                 },
             ]
         );

@@ -100,8 +100,18 @@ pub struct PlannedModule {
     pub compression: Compression,
     /// Parameters for `finit_module(2)`/`init_module(2)`, e.g. `a=1 b=2`.
     pub params: String,
-    /// The planned modules that must be loaded first (sorted).
+    /// The planned modules that must be loaded first (sorted): hard and
+    /// `softdep=pre:` dependencies alike.
     pub after: Vec<ModName>,
+    /// The planned modules among `after` it cannot load without (its
+    /// `depends=`, sorted): if one fails, this one is skipped.
+    pub depends: Vec<ModName>,
+    /// Reached only through soft dependencies (not requested, and no
+    /// requested module needs it through `depends=`): a failure to load it
+    /// is reported, not fatal. erofs's `softdep=pre: crypto-crc32c`, for
+    /// one, names every crc32c provider, and `crc32c_intel` refuses CPUs
+    /// without SSE4.2 with ENODEV while `crc32c_generic` serves them.
+    pub optional: bool,
 }
 
 /// A soft dependency that is neither in the tree nor built in.
@@ -164,6 +174,7 @@ pub fn unread(input: &PlanInput<'_>) -> Unread {
 /// The load schedule for `input`.
 pub fn plan(input: &PlanInput<'_>) -> Result<LoadPlan, PlanError> {
     let walk = Walk::run(input);
+    let required = walk.required();
     if let Some(error) = walk.errors.into_iter().next() {
         return Err(error);
     }
@@ -186,6 +197,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<LoadPlan, PlanError> {
                             .get(&name)
                             .map(|set| set.iter().cloned().collect())
                             .unwrap_or_default(),
+                        depends: walk
+                            .hard
+                            .get(&name)
+                            .map(|set| set.iter().cloned().collect())
+                            .unwrap_or_default(),
+                        optional: !required.contains(&name),
                         name,
                     })
                 })
@@ -260,15 +277,36 @@ struct Walk {
     unresolved: bool,
     errors: Vec<PlanError>,
     skipped_softdeps: Vec<SkippedSoftdep>,
+    /// The modules the requested names resolved to.
+    roots: BTreeSet<ModName>,
+    /// Each module's `depends=`, resolved (a subset of `before`).
+    hard: BTreeMap<ModName, BTreeSet<ModName>>,
 }
 
 impl Walk {
+    /// The requested modules and, through `depends=`, everything they
+    /// cannot load without; the rest of the plan came in as soft
+    /// dependencies.
+    fn required(&self) -> BTreeSet<ModName> {
+        let mut required = BTreeSet::new();
+        let mut queue: Vec<ModName> = self.roots.iter().cloned().collect();
+        while let Some(module) = queue.pop() {
+            if required.insert(module.clone()) {
+                queue.extend(self.hard.get(&module).into_iter().flatten().cloned());
+            }
+        }
+        required
+    }
+
     fn run(input: &PlanInput<'_>) -> Self {
         let mut walk = Self::default();
         let mut queue = Vec::new();
         for name in input.requested {
             match walk.resolve(input, name, true) {
-                Resolved::Modules(found) => queue.extend(found),
+                Resolved::Modules(found) => {
+                    walk.roots.extend(found.iter().cloned());
+                    queue.extend(found);
+                }
                 Resolved::NotFound => {
                     walk.unresolved = true;
                     walk.errors.push(PlanError::NotFound {
@@ -290,7 +328,13 @@ impl Walk {
             };
             for dependency in &deps.depends {
                 match walk.resolve(input, dependency.as_str(), false) {
-                    Resolved::Modules(found) => walk.edges(&module, found, true, &mut queue),
+                    Resolved::Modules(found) => {
+                        walk.hard
+                            .entry(module.clone())
+                            .or_default()
+                            .extend(found.iter().filter(|f| **f != module).cloned());
+                        walk.edges(&module, found, true, &mut queue);
+                    }
                     Resolved::NotFound => walk.errors.push(PlanError::MissingDependency {
                         module: module.clone(),
                         dependency: dependency.clone(),
