@@ -179,6 +179,27 @@ fn flipped(cmdline: &str) -> String {
     out
 }
 
+/// Boots `cmdline`, which stage 1 must refuse: liftoff's fatal line holds
+/// every one of `needles`, the failure action reboots, and the probe never
+/// runs. Returns the console.
+fn expect_stage1_failure(setup: &Setup, cmdline: &str, needles: &[&str]) -> String {
+    let mut vm = setup.boot(cmdline);
+    expect(&vm, "failure action: reboot in 0s", BOOT);
+    let console = vm.console();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("liftoff: fatal: stage 1 failed")
+                && needles.iter().all(|n| l.contains(n))),
+        "no stage 1 failure with {needles:?} from liftoff:\n{console}"
+    );
+    expect(&vm, "reboot: Restarting system", SHUTDOWN);
+    expect_exit(&mut vm);
+    let console = vm.console();
+    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
+    console
+}
+
 #[test]
 #[ignore = "boots QEMU: run by cargo xtask test"]
 fn roothash_boots_the_verity_root_and_runs_init() {
@@ -249,19 +270,11 @@ fn roothash_boots_the_verity_root_and_runs_init() {
 fn wrong_roothash_finds_no_partition_and_reboots() {
     let setup = setup();
     let cmdline = flipped(&setup.image.cmdline);
-    let mut vm = setup.boot(&format!("{cmdline} liftoff.device_timeout=2s"));
-    expect(&vm, "failure action: reboot in 0s", BOOT);
-    let console = vm.console();
-    assert!(
-        console
-            .lines()
-            .any(|l| l.contains("liftoff: fatal: stage 1 failed") && l.contains("timed out")),
-        "no device timeout from liftoff:\n{console}"
+    let console = expect_stage1_failure(
+        &setup,
+        &format!("{cmdline} liftoff.device_timeout=2s"),
+        &["timed out"],
     );
-    expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
-    let console = vm.console();
-    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
     assert!(!console.contains("Kernel panic"), "{console}");
 }
 
@@ -274,20 +287,7 @@ fn wrong_roothash_on_the_real_hash_partition_is_refused_before_mapping() {
         flipped(&setup.image.cmdline),
         setup.image.verity_partuuid
     );
-    let mut vm = setup.boot(&cmdline);
-    expect(&vm, "failure action: reboot in 0s", BOOT);
-    let console = vm.console();
-    assert!(
-        console
-            .lines()
-            .any(|l| l.contains("liftoff: fatal: stage 1 failed")
-                && l.contains("root hash mismatch")),
-        "no root hash mismatch from liftoff:\n{console}"
-    );
-    expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
-    let console = vm.console();
-    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
+    let console = expect_stage1_failure(&setup, &cmdline, &["root hash mismatch"]);
     assert!(!console.contains("device-mapper: verity"), "{console}");
 }
 
@@ -419,28 +419,15 @@ fn corrupted_root_block_restarts_before_init_runs() {
 fn missing_hash_partition_times_out_naming_it() {
     let setup = setup_with(|b| b.omit_verity_partition(true), &[]);
     assert!(setup.image.partition(2).is_err(), "partition 2 was written");
-    let mut vm = setup.boot(&format!(
-        "{} liftoff.device_timeout=2s",
-        setup.image.cmdline
-    ));
-    expect(&vm, "failure action: reboot in 0s", BOOT);
-    let console = vm.console();
     let wanted = format!(
         "root-x86-64-verity partition PARTUUID={}",
         setup.image.verity_partuuid
     );
-    assert!(
-        console
-            .lines()
-            .any(|l| l.contains("liftoff: fatal: stage 1 failed")
-                && l.contains("timed out")
-                && l.contains(&wanted)),
-        "no device timeout naming {wanted}:\n{console}"
+    let console = expect_stage1_failure(
+        &setup,
+        &format!("{} liftoff.device_timeout=2s", setup.image.cmdline),
+        &["timed out", &wanted],
     );
-    expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
-    let console = vm.console();
-    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
     assert!(!console.contains("device-mapper: verity"), "{console}");
 }
 
@@ -502,26 +489,11 @@ fn dm_mod_create_with_wrong_digest_is_refused_before_mapping() {
     let setup = setup();
     let line = dm_mod_create_line(&setup.image);
     let hash = &setup.image.root_hash;
-    let last = hash.chars().last().expect("hash");
-    let wrong = format!(
-        "{}{}",
-        &hash[..hash.len() - 1],
-        if last == '0' { '1' } else { '0' }
+    expect_stage1_failure(
+        &setup,
+        &line.replace(hash.as_str(), &flipped(hash)),
+        &["root hash mismatch for dm device root"],
     );
-    let mut vm = setup.boot(&line.replace(hash.as_str(), &wrong));
-    expect(&vm, "failure action: reboot in 0s", BOOT);
-    let console = vm.console();
-    assert!(
-        console
-            .lines()
-            .any(|l| l.contains("liftoff: fatal: stage 1 failed")
-                && l.contains("root hash mismatch for dm device root")),
-        "no root hash mismatch from liftoff:\n{console}"
-    );
-    expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
-    let console = vm.console();
-    assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
 }
 
 #[test]
