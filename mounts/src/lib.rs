@@ -17,14 +17,17 @@
 //! * [`devices`]: GPT, filesystem probes, the sysfs scan, uevents, and the
 //!   bounded wait for the devices a boot needs;
 //! * [`volumes`]: `/etc/liftoff/mounts.toml` on the verified root, parsed
-//!   and planned (tmpfs, overlay, persistent, bind).
+//!   and planned (tmpfs, overlay, persistent, bind);
+//! * [`unmount`]: the shutdown unmount loop's passes and when it has
+//!   settled.
 //!
-//! Left out (later work): the verity root, `switch_root` and the
-//! shutdown unmount loop.
+//! Left out: the verity root (the `verity` crate) and `switch_root`
+//! (`liftoff`'s stage 1 carries it out).
 
 pub mod api;
 pub mod devices;
 pub mod mountinfo;
+pub mod unmount;
 pub mod volumes;
 
 use std::path::PathBuf;
