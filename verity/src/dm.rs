@@ -147,6 +147,12 @@ pub enum DmError {
         #[source]
         source: io::Error,
     },
+    /// `DM_LIST_DEVICES` failed.
+    #[error("cannot list the dm devices")]
+    List {
+        #[source]
+        source: io::Error,
+    },
     /// An ioctl failed. For a failed load the kernel logs its reason
     /// (`device-mapper: table: …: verity: …`) to the kernel log.
     #[error("cannot {step} dm device {name}")]
@@ -279,6 +285,20 @@ pub fn open(name: &str, table: &VerityTable) -> Result<PathBuf, DmError> {
 /// Remove the device `name` and its `/dev/mapper/<name>` symlink.
 pub fn close(name: &str) -> Result<(), DmError> {
     close_with(&mut KernelDm::new()?, Path::new(DEV), name)
+}
+
+/// The names of every device-mapper device (any owner's), for the
+/// shutdown's clean-up: it removes what it can, and a device still in use
+/// (the root's) stays.
+pub fn list() -> Result<Vec<String>, DmError> {
+    let kernel = KernelDm::new()?;
+    let devices = kernel.dm.list_devices().map_err(|err| DmError::List {
+        source: crate_error(err),
+    })?;
+    Ok(devices
+        .into_iter()
+        .map(|(name, _, _)| name.to_string())
+        .collect())
 }
 
 /// [`open`] through any [`DeviceMapper`], with device nodes under
