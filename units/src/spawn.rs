@@ -1,0 +1,700 @@
+//! Starting a unit's main process: [`spawn`], and signalling it:
+//! [`signal`], [`kill_unit`].
+//!
+//! [`spawn`] resolves everything in the parent (users and groups from
+//! `<etc>/passwd` and `<etc>/group`, limits, capabilities, descriptors),
+//! creates the unit's cgroup, then forks and execs with
+//! `std::process::Command`. Between fork and exec the child runs a fixed
+//! recipe (`spawn/child.rs`): join the cgroup, setsid, reset signals,
+//! oom_score_adj, rlimits, groups/uid/capabilities, chdir, no_new_privs,
+//! close-on-exec for stray descriptors. A failing step is named in the
+//! error ([`ChildStep`]); a failing exec names the program.
+//!
+//! What it leaves out: waiting. PID 1 reaps every child itself
+//! (`waitpid(-1)`), so nothing here waits for a process it started; only
+//! std reaps a child whose setup or exec failed, before `spawn` returns.
+//! Namespaces, seccomp and SELinux labels are not set either.
+//!
+//! All `unsafe` is in `spawn/sys.rs`.
+
+mod child;
+pub(crate) mod sys;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::resource::Resource;
+
+pub use self::child::ChildStep;
+use self::child::{CapsPlan, ChildPlan, IdentityPlan};
+use self::users::{Identity, UsersError};
+use crate::cgroup::{CgroupError, Cgroups};
+use crate::unit::{KillMode, Limit, Output, Unit};
+
+/// The `PATH` every unit starts with (its environment may override it).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where `Output::Console` goes.
+const DEV_CONSOLE: &str = "/dev/console";
+/// The file of the unit's cgroup a process writes its pid to.
+const CGROUP_PROCS: &str = "cgroup.procs";
+/// `oom_score_adj` bounds (proc(5)).
+const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
+
+/// What [`spawn`] needs besides the unit.
+#[derive(Debug, Clone)]
+pub struct SpawnContext<'a> {
+    /// The cgroup tree units are placed in.
+    pub cgroups: &'a Cgroups,
+    /// The directory `passwd` and `group` are read from (`/etc`).
+    pub etc: PathBuf,
+    /// Passed as `NOTIFY_SOCKET`, for `notify` units.
+    pub notify_socket: Option<PathBuf>,
+    /// Passed as `WATCHDOG_USEC`, for units with a watchdog.
+    pub watchdog_usec: Option<u64>,
+}
+
+/// A started main process.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid. PID 1 reaps it.
+    pub pid: i32,
+    /// For `Output::Kmsg` on stdout: the read end of its pipe
+    /// (non-blocking, close-on-exec). PID 1 forwards its lines to the
+    /// kernel log. When stderr is `Kmsg` too, both share this pipe.
+    pub stdout: Option<OwnedFd>,
+    /// For `Output::Kmsg` on stderr when stdout is not `Kmsg`.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Why a unit's process could not be started or signalled.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// `argv` is empty.
+    #[error("unit {unit} has no command")]
+    EmptyArgv {
+        /// The unit.
+        unit: String,
+    },
+    /// `passwd` or `group` could not be read.
+    #[error("unit {unit}: cannot read {path}")]
+    ReadUsers {
+        /// The unit.
+        unit: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The user or a group is not known.
+    #[error("unit {unit}: cannot resolve its user or groups in {etc}")]
+    Users {
+        /// The unit.
+        unit: String,
+        /// The directory the files were read from.
+        etc: PathBuf,
+        /// Which name failed.
+        #[source]
+        source: UsersError,
+    },
+    /// A `limits` key that names no resource.
+    #[error("unit {unit}: unknown resource limit {name:?}")]
+    UnknownLimit {
+        /// The unit.
+        unit: String,
+        /// The key.
+        name: String,
+    },
+    /// A soft limit above its hard limit (setrlimit(2) would say EINVAL).
+    #[error("unit {unit}: limit {name} has soft {soft} above hard {hard}")]
+    LimitOrder {
+        /// The unit.
+        unit: String,
+        /// The resource.
+        name: String,
+        /// The soft limit.
+        soft: u64,
+        /// The hard limit.
+        hard: u64,
+    },
+    /// A capability name that is not known.
+    #[error("unit {unit}: unknown capability {name:?}")]
+    UnknownCapability {
+        /// The unit.
+        unit: String,
+        /// The name.
+        name: String,
+    },
+    /// An ambient capability outside the unit's `capabilities`.
+    #[error("unit {unit}: ambient capability {name} is not in its capabilities")]
+    AmbientOutsideBounding {
+        /// The unit.
+        unit: String,
+        /// The capability.
+        name: String,
+    },
+    /// PID 1's own permitted set could not be read.
+    #[error("unit {unit}: cannot read the permitted capabilities")]
+    ReadCapabilities {
+        /// The unit.
+        unit: String,
+        /// The cause.
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    /// `oom_score_adj` outside -1000..=1000.
+    #[error("unit {unit}: oom_score_adj {value} is outside -1000..=1000")]
+    OomScoreAdj {
+        /// The unit.
+        unit: String,
+        /// The value.
+        value: i32,
+    },
+    /// An environment variable that cannot be passed to execve(2).
+    #[error("unit {unit}: environment variable {name:?} has '=' in its name or a NUL byte")]
+    Environment {
+        /// The unit.
+        unit: String,
+        /// The variable.
+        name: String,
+    },
+    /// A path with a NUL byte.
+    #[error("unit {unit}: path {path:?} contains a NUL byte")]
+    NulInPath {
+        /// The unit.
+        unit: String,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The unit's cgroup could not be created, or signalled.
+    #[error("unit {unit}: cgroup")]
+    Cgroup {
+        /// The unit.
+        unit: String,
+        /// What failed.
+        #[source]
+        source: CgroupError,
+    },
+    /// A file for the child (`cgroup.procs`, an output) could not be opened.
+    #[error("unit {unit}: cannot open {path}")]
+    Open {
+        /// The unit.
+        unit: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// pipe2(2) or fcntl(2) on a pipe failed.
+    #[error("unit {unit}: cannot create a pipe")]
+    Pipe {
+        /// The unit.
+        unit: String,
+        /// The cause.
+        #[source]
+        source: Errno,
+    },
+    /// fork(2) failed, or exec(2) of the program did (ENOENT, EACCES,
+    /// ENOEXEC...).
+    #[error("unit {unit}: cannot execute {program}")]
+    Exec {
+        /// The unit.
+        unit: String,
+        /// `argv[0]`.
+        program: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A step between fork and exec failed; the child has exited.
+    #[error("unit {unit}: cannot {step} before exec")]
+    Setup {
+        /// The unit.
+        unit: String,
+        /// The step.
+        step: ChildStep,
+        /// Its errno.
+        #[source]
+        source: io::Error,
+    },
+    /// kill(2) failed (other than ESRCH).
+    #[error("cannot send signal {signal} to pid {pid}")]
+    Signal {
+        /// The process.
+        pid: i32,
+        /// The signal.
+        signal: i32,
+        /// The cause.
+        #[source]
+        source: Errno,
+    },
+}
+
+/// Starts `unit`'s main process in its cgroup. Does not wait for it.
+pub fn spawn(unit: &Unit, ctx: &SpawnContext<'_>) -> Result<Spawned, SpawnError> {
+    let name = unit.name.as_str();
+    let process = &unit.process;
+    let Some((program, args)) = process.argv.split_first() else {
+        return Err(SpawnError::EmptyArgv { unit: name.into() });
+    };
+
+    // Resolve everything before fork.
+    let switches_identity = process.user.is_some()
+        || process.group.is_some()
+        || !process.supplementary_groups.is_empty();
+    let identity = if switches_identity {
+        Some(resolve_identity(unit, &ctx.etc)?)
+    } else {
+        None
+    };
+    let capabilities = caps_plan(unit)?;
+    let plan = ChildPlan {
+        oom_score_adj: oom_score_adj(unit)?,
+        rlimits: rlimits(name, &process.limits)?,
+        // Only a switch away from root loses the permitted set.
+        keep_caps: capabilities.is_some() && identity.as_ref().is_some_and(|id| !id.uid.is_root()),
+        identity: identity.as_ref().map(|id| IdentityPlan {
+            uid: id.uid,
+            gid: id.gid,
+            groups: id.groups.clone(),
+        }),
+        capabilities,
+        working_directory: c_path(name, process.working_directory.as_deref())?,
+        no_new_privileges: process.no_new_privileges,
+    };
+    let environment = environment(unit, ctx, identity.as_ref())?;
+
+    // The cgroup, and the descriptors the child uses.
+    let owner = identity
+        .as_ref()
+        .map(|id| (id.uid.as_raw(), id.gid.as_raw()));
+    let cgroup = ctx
+        .cgroups
+        .create(name, &process.cgroup, owner)
+        .map_err(|source| SpawnError::Cgroup {
+            unit: name.into(),
+            source,
+        })?;
+    let procs_path = cgroup.join(CGROUP_PROCS);
+    // std opens every file O_CLOEXEC.
+    let cgroup_procs = OpenOptions::new()
+        .write(true)
+        .open(&procs_path)
+        .map_err(|source| SpawnError::Open {
+            unit: name.into(),
+            path: procs_path,
+            source,
+        })?;
+    let (report_read, report_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|source| SpawnError::Pipe {
+            unit: name.into(),
+            source,
+        })?;
+    let stdio = ChildStdio::open(unit)?;
+
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(environment)
+        .stdin(Stdio::null())
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr);
+    sys::run_plan_in_child(
+        &mut command,
+        plan,
+        sys::Kernel {
+            cgroup_procs: cgroup_procs.into(),
+            report: report_write,
+        },
+    );
+
+    match command.spawn() {
+        // Dropping the Child neither waits nor kills; PID 1 reaps. Dropping
+        // `command` closes the parent's copies of the pipes' write ends, so
+        // the readers see EOF when the unit's processes exit.
+        Ok(child) => Ok(Spawned {
+            // Pids fit pid_t; std hands them out as u32.
+            pid: child.id() as i32,
+            stdout: stdio.stdout_read,
+            stderr: stdio.stderr_read,
+        }),
+        // The child has been reaped by std. If a step failed, it wrote the
+        // step's byte before std's error pipe carried the errno, so the
+        // byte is there now; no byte means exec (or fork) itself failed.
+        Err(source) => {
+            let mut byte = [0u8; 1];
+            match nix::unistd::read(&report_read, &mut byte) {
+                Ok(1) => match ChildStep::from_byte(byte[0]) {
+                    Some(step) => Err(SpawnError::Setup {
+                        unit: name.into(),
+                        step,
+                        source,
+                    }),
+                    None => Err(exec_error(name, program, source)),
+                },
+                _ => Err(exec_error(name, program, source)),
+            }
+        }
+    }
+}
+
+fn exec_error(unit: &str, program: &str, source: io::Error) -> SpawnError {
+    SpawnError::Exec {
+        unit: unit.into(),
+        program: program.into(),
+        source,
+    }
+}
+
+/// Sends `signal` to `pid`. A process that is already gone (ESRCH) is not
+/// an error. Pids of 0 or less are refused: they name process groups, or
+/// every process.
+pub fn signal(pid: i32, signal: i32) -> Result<(), SpawnError> {
+    match sys::kill(pid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(source) => Err(SpawnError::Signal {
+            pid,
+            signal,
+            source,
+        }),
+    }
+}
+
+/// Sends a stop signal the way the unit's [`KillMode`] says: to its main
+/// process `pid` only, or to every process in its cgroup (then to `pid`
+/// alone if the cgroup is already gone).
+pub fn kill_unit(
+    cgroups: &Cgroups,
+    unit: &str,
+    pid: i32,
+    signal: i32,
+    mode: KillMode,
+) -> Result<(), SpawnError> {
+    match mode {
+        KillMode::Process => self::signal(pid, signal),
+        KillMode::Group => match cgroups.kill(unit, signal) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_gone() => self::signal(pid, signal),
+            Err(source) => Err(SpawnError::Cgroup {
+                unit: unit.into(),
+                source,
+            }),
+        },
+    }
+}
+
+/// `<etc>/passwd` and `<etc>/group`, then the unit's identity. A missing
+/// file reads as empty: numeric ids still work, names fail by name.
+fn resolve_identity(unit: &Unit, etc: &Path) -> Result<Identity, SpawnError> {
+    let read = |file: &str| {
+        let path = etc.join(file);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(source) => Err(SpawnError::ReadUsers {
+                unit: unit.name.clone(),
+                path,
+                source,
+            }),
+        }
+    };
+    let process = &unit.process;
+    users::resolve(
+        &read("passwd")?,
+        &read("group")?,
+        process.user.as_deref(),
+        process.group.as_deref(),
+        &process.supplementary_groups,
+    )
+    .map_err(|source| SpawnError::Users {
+        unit: unit.name.clone(),
+        etc: etc.to_owned(),
+        source,
+    })
+}
+
+/// A `ulimit`-style resource name.
+fn resource(name: &str) -> Option<Resource> {
+    Some(match name {
+        "as" => Resource::RLIMIT_AS,
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+/// The unit's limits as (resource, soft, hard), `None` as RLIM_INFINITY.
+fn rlimits(
+    unit: &str,
+    limits: &BTreeMap<String, Limit>,
+) -> Result<Vec<(Resource, u64, u64)>, SpawnError> {
+    limits
+        .iter()
+        .map(|(name, limit)| {
+            let resource = resource(name).ok_or_else(|| SpawnError::UnknownLimit {
+                unit: unit.into(),
+                name: name.clone(),
+            })?;
+            let soft = limit.soft.unwrap_or(libc::RLIM_INFINITY);
+            let hard = limit.hard.unwrap_or(libc::RLIM_INFINITY);
+            if soft > hard {
+                return Err(SpawnError::LimitOrder {
+                    unit: unit.into(),
+                    name: name.clone(),
+                    soft,
+                    hard,
+                });
+            }
+            Ok((resource, soft, hard))
+        })
+        .collect()
+}
+
+/// `CAP_NET_ADMIN`, also `net_admin` (caps' canonical form).
+fn capability(unit: &str, name: &str) -> Result<Capability, SpawnError> {
+    caps::to_canonical(name)
+        .parse()
+        .map_err(|_| SpawnError::UnknownCapability {
+            unit: unit.into(),
+            name: name.into(),
+        })
+}
+
+/// The capability changes, or `None` when the unit sets neither
+/// `capabilities` nor `ambient_capabilities` (everything is kept for
+/// root; setuid to another user clears it all).
+fn caps_plan(unit: &Unit) -> Result<Option<CapsPlan>, SpawnError> {
+    let process = &unit.process;
+    let name = unit.name.as_str();
+    if process.capabilities.is_none() && process.ambient_capabilities.is_empty() {
+        return Ok(None);
+    }
+    let ambient = process
+        .ambient_capabilities
+        .iter()
+        .map(|cap| capability(name, cap))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = match &process.capabilities {
+        Some(list) => {
+            let listed = list
+                .iter()
+                .map(|cap| capability(name, cap))
+                .collect::<Result<CapsHashSet, _>>()?;
+            if let Some(outside) = ambient.iter().find(|cap| !listed.contains(cap)) {
+                return Err(SpawnError::AmbientOutsideBounding {
+                    unit: name.into(),
+                    name: outside.to_string(),
+                });
+            }
+            // Every capability this kernel knows (probed with
+            // PR_CAPBSET_READ, no /proc needed) that is not listed.
+            let mut drop_bounding: Vec<Capability> = caps::runtime::thread_all_supported()
+                .difference(&listed)
+                .copied()
+                .collect();
+            drop_bounding.sort_by_key(|cap| cap.index());
+            CapsPlan {
+                drop_bounding,
+                permitted: listed.clone(),
+                inheritable: listed,
+                ambient,
+            }
+        }
+        // Ambient capabilities alone: keep what PID 1 has permitted (the
+        // child starts with the same), and make the ambient ones
+        // inheritable, as PR_CAP_AMBIENT_RAISE requires.
+        None => CapsPlan {
+            drop_bounding: Vec::new(),
+            permitted: caps::read(None, CapSet::Permitted).map_err(|source| {
+                SpawnError::ReadCapabilities {
+                    unit: name.into(),
+                    source,
+                }
+            })?,
+            inheritable: ambient.iter().copied().collect(),
+            ambient,
+        },
+    };
+    Ok(Some(plan))
+}
+
+/// `oom_score_adj` as the text written to /proc.
+fn oom_score_adj(unit: &Unit) -> Result<Option<Vec<u8>>, SpawnError> {
+    match unit.process.oom_score_adj {
+        None => Ok(None),
+        Some(value) if OOM_SCORE_ADJ_RANGE.contains(&value) => {
+            Ok(Some(value.to_string().into_bytes()))
+        }
+        Some(value) => Err(SpawnError::OomScoreAdj {
+            unit: unit.name.clone(),
+            value,
+        }),
+    }
+}
+
+/// The working directory as a C string; `/` if unset.
+fn c_path(unit: &str, dir: Option<&Path>) -> Result<CString, SpawnError> {
+    let dir = dir.unwrap_or(Path::new("/"));
+    CString::new(dir.as_os_str().as_bytes()).map_err(|_| SpawnError::NulInPath {
+        unit: unit.into(),
+        path: dir.to_owned(),
+    })
+}
+
+/// The environment, later entries winning: `PATH`; `HOME`, `USER`,
+/// `LOGNAME` for a unit with a user; the unit's own; `NOTIFY_SOCKET` and
+/// `WATCHDOG_USEC`, which the unit cannot override.
+fn environment(
+    unit: &Unit,
+    ctx: &SpawnContext<'_>,
+    identity: Option<&Identity>,
+) -> Result<BTreeMap<String, OsString>, SpawnError> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".to_owned(), DEFAULT_PATH.into());
+    if let Some(identity) = identity.filter(|_| unit.process.user.is_some()) {
+        if let Some(home) = &identity.home {
+            env.insert("HOME".to_owned(), home.into());
+        }
+        if let Some(user) = &identity.name {
+            env.insert("USER".to_owned(), user.into());
+            env.insert("LOGNAME".to_owned(), user.into());
+        }
+    }
+    for (name, value) in &unit.process.environment {
+        if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+            return Err(SpawnError::Environment {
+                unit: unit.name.clone(),
+                name: name.clone(),
+            });
+        }
+        env.insert(name.clone(), value.into());
+    }
+    if let Some(socket) = &ctx.notify_socket {
+        if socket.as_os_str().as_bytes().contains(&0) {
+            return Err(SpawnError::NulInPath {
+                unit: unit.name.clone(),
+                path: socket.clone(),
+            });
+        }
+        env.insert("NOTIFY_SOCKET".to_owned(), socket.into());
+    }
+    if let Some(usec) = ctx.watchdog_usec {
+        env.insert("WATCHDOG_USEC".to_owned(), usec.to_string().into());
+    }
+    Ok(env)
+}
+
+/// The child's stdout and stderr, and the parent's read ends of the kmsg
+/// pipes.
+struct ChildStdio {
+    stdout: Stdio,
+    stderr: Stdio,
+    stdout_read: Option<OwnedFd>,
+    stderr_read: Option<OwnedFd>,
+}
+
+impl ChildStdio {
+    fn open(unit: &Unit) -> Result<ChildStdio, SpawnError> {
+        let name = unit.name.as_str();
+        let (stdout, stdout_read) = open_output(name, &unit.process.stdout, None)?;
+        let shared = stdout_read.as_ref().and(stdout.as_ref());
+        let (stderr, stderr_read) = open_output(name, &unit.process.stderr, shared)?;
+        Ok(ChildStdio {
+            stdout: stdout.map_or_else(Stdio::null, Stdio::from),
+            stderr: stderr.map_or_else(Stdio::null, Stdio::from),
+            stdout_read,
+            stderr_read,
+        })
+    }
+}
+
+/// Opens one output: the child's end (`None` for /dev/null, which std
+/// opens) and, for `Kmsg`, the parent's read end. `kmsg` is an existing
+/// kmsg pipe's write end to share instead of making a second pipe.
+fn open_output(
+    unit: &str,
+    output: &Output,
+    kmsg: Option<&OwnedFd>,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
+    let open = |path: &Path, options: &mut OpenOptions| {
+        options
+            .open(path)
+            .map(OwnedFd::from)
+            .map_err(|source| SpawnError::Open {
+                unit: unit.into(),
+                path: path.to_owned(),
+                source,
+            })
+    };
+    let pipe_error = |source| SpawnError::Pipe {
+        unit: unit.into(),
+        source,
+    };
+    match output {
+        Output::Null => Ok((None, None)),
+        // O_NOCTTY: PID 1 must not acquire the console as its
+        // controlling terminal by opening it (open(2)).
+        Output::Console => Ok((
+            Some(open(
+                Path::new(DEV_CONSOLE),
+                OpenOptions::new().write(true).custom_flags(libc::O_NOCTTY),
+            )?),
+            None,
+        )),
+        Output::File(path) => Ok((
+            Some(open(
+                path,
+                OpenOptions::new().append(true).create(true).mode(0o640),
+            )?),
+            None,
+        )),
+        Output::Kmsg => match kmsg {
+            // try_clone dups with F_DUPFD_CLOEXEC.
+            Some(write) => Ok((
+                Some(write.try_clone().map_err(|source| SpawnError::Open {
+                    unit: unit.into(),
+                    path: PathBuf::from("kmsg pipe"),
+                    source,
+                })?),
+                None,
+            )),
+            None => {
+                // Both ends close-on-exec (the child's is dup2'ed onto
+                // 1 or 2, which clears the flag); only the read end is
+                // non-blocking, as the unit's writes must block.
+                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(pipe_error)?;
+                fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(pipe_error)?;
+                Ok((Some(write), Some(read)))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
