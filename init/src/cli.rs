@@ -24,6 +24,11 @@ machine; run by hand, it offers these commands:
         kernel modules with their dependencies and index, and its config;
         `liftoff initramfs --help` for details.
 
+  ctl [--socket PATH] [--json] <command> [UNIT]
+        Ask the running liftoff about its units or tell it what to do:
+        list, status [UNIT], start|stop|restart UNIT, reboot, poweroff,
+        halt. Root only; `liftoff ctl --help` for details.
+
   verity <format|verify|open|close|dump> ...
         veritysetup's commands, options, output and exit codes, with the
         hash tree built on every core; `liftoff verity --help` for details.
@@ -67,6 +72,7 @@ pub fn run(
     };
     match command.to_str() {
         Some("cmdline") => cmdline(parser, out, err),
+        Some("ctl") => crate::ctl::client::run(parser, out, err),
         Some("initramfs") => crate::initramfs_cli::run(parser, out, err),
         Some("verity") => crate::verity_cli::run(parser, out, err),
         _ => usage_error(err, &format!("unknown command {:?}", command)),
@@ -214,5 +220,17 @@ mod tests {
         assert_eq!(call(&["cmdline", "--proc", "x=1"]).0, 2);
         assert_eq!(call(&["cmdline", "--bogus"]).0, 2);
         assert_eq!(call(&["--help"]).0, 0);
+    }
+
+    #[test]
+    fn ctl_is_dispatched() {
+        let (code, out, _) = call(&["ctl", "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("usage: liftoff ctl"), "{out}");
+        let (code, _, err) = call(&["ctl", "frobnicate"]);
+        assert_eq!(code, 2);
+        assert!(err.starts_with("liftoff ctl: unknown command"), "{err}");
+        let (_, out, _) = call(&["--help"]);
+        assert!(out.contains("ctl [--socket PATH]"), "{out}");
     }
 }

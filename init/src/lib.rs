@@ -14,6 +14,7 @@
 
 pub mod abi;
 pub mod cli;
+pub mod ctl;
 pub mod failure;
 pub mod initramfs;
 pub mod initramfs_cli;
