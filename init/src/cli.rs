@@ -29,6 +29,10 @@ machine; run by hand, it offers these commands:
         list, status [UNIT], start|stop|restart UNIT, reboot, poweroff,
         halt. Root only; `liftoff ctl --help` for details.
 
+  notify [--ready] [--status TEXT] [--stopping] [--watchdog] [KEY=VALUE]...
+        Send an sd_notify message to $NOTIFY_SOCKET from a unit's script,
+        as systemd-notify does.
+
   verity <format|verify|open|close|dump> ...
         veritysetup's commands, options, output and exit codes, with the
         hash tree built on every core; `liftoff verity --help` for details.
@@ -73,6 +77,7 @@ pub fn run(
     match command.to_str() {
         Some("cmdline") => cmdline(parser, out, err),
         Some("ctl") => crate::ctl::client::run(parser, out, err),
+        Some("notify") => crate::notify_cli::run(parser, out, err),
         Some("initramfs") => crate::initramfs_cli::run(parser, out, err),
         Some("verity") => crate::verity_cli::run(parser, out, err),
         _ => usage_error(err, &format!("unknown command {:?}", command)),

@@ -46,14 +46,19 @@ pub fn fail(policy: &FailurePolicy, fatal: &dyn std::error::Error) -> ! {
     // Open the log sinks if the error came before PID 1 did: the
     // initramfs's own /dev/console and /dev/kmsg nodes serve without devtmpfs.
     crate::logger::attach();
-    let mut message = format!("fatal: {fatal}");
-    let mut source = fatal.source();
+    error!("fatal: {}", chain(fatal));
+    run(policy)
+}
+
+/// An error with its causes, on one line: `a: b: c`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        text.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    error!("{message}");
-    run(policy)
+    text
 }
 
 fn run(policy: &FailurePolicy) -> ! {

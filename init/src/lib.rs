@@ -7,10 +7,12 @@
 //! kernel panic ([`failure`]). Run by hand ([`cli::main`]) it offers
 //! subcommands such as `liftoff cmdline`.
 //!
-//! Parsing and planning live in the libraries (`kernel-cmdline`, `mounts`);
-//! this crate only carries out their plans. [`stage1`] boots a `roothash=`
-//! root: modules, devices, dm-verity, mount, switch_root. Not here yet:
-//! other root sources and the unit supervisor.
+//! Parsing and planning live in the libraries (`kernel-cmdline`, `mounts`,
+//! `units`); this crate only carries out their plans. [`stage1`] boots a
+//! `roothash=` root: modules, devices, dm-verity, mount, switch_root.
+//! [`stage2`] drives the unit supervisor from PID 1's event loop; [`ctl`]
+//! is the control socket and `liftoff ctl`. Not here yet: other root
+//! sources than dm-verity ones, and SELinux.
 
 pub mod abi;
 pub mod cli;
@@ -20,11 +22,13 @@ pub mod initramfs;
 pub mod initramfs_cli;
 pub mod logger;
 pub mod modules;
+pub mod notify_cli;
 pub mod pid1;
 pub mod reap;
 pub mod shutdown;
 pub mod signals;
 pub mod stage1;
+pub mod stage2;
 pub mod stamps;
 pub mod sys;
 pub mod verity_cli;

@@ -51,10 +51,16 @@ pub fn filter(level: kernel_cmdline::LogLevel) -> LevelFilter {
 
 /// One kmsg record per line of `message`: `<PRI>liftoff: line\n`.
 pub fn kmsg_records(level: Level, message: &str) -> Vec<Vec<u8>> {
+    tagged_records(level, "liftoff", message)
+}
+
+/// [`kmsg_records`] under another tag: a unit's output goes to the kernel
+/// log as `<PRI>NAME[PID]: line`, the way syslog tags a daemon's lines.
+pub fn tagged_records(level: Level, tag: &str, message: &str) -> Vec<Vec<u8>> {
     let pri = abi::LOG_DAEMON | severity(level);
     message
         .lines()
-        .map(|line| format!("<{pri}>liftoff: {line}\n").into_bytes())
+        .map(|line| format!("<{pri}>{tag}: {line}\n").into_bytes())
         .collect()
 }
 
@@ -67,10 +73,15 @@ pub fn console_needs_copy(level: Level, console_loglevel: u8) -> bool {
 
 /// A console line that looks like the kernel's own: `[    1.234567] liftoff: …`.
 pub fn console_line(uptime: std::time::Duration, message: &str) -> String {
+    tagged_console_line(uptime, "liftoff", message)
+}
+
+/// [`console_line`] under another tag.
+pub fn tagged_console_line(uptime: std::time::Duration, tag: &str, message: &str) -> String {
     let mut out = String::new();
     for line in message.lines() {
         out.push_str(&format!(
-            "[{:5}.{:06}] liftoff: {line}\n",
+            "[{:5}.{:06}] {tag}: {line}\n",
             uptime.as_secs(),
             uptime.subsec_micros()
         ));
@@ -123,8 +134,12 @@ static LOGGER: Logger = Logger {
 
 impl Sinks {
     fn write(&mut self, level: Level, message: &str) {
+        self.write_tagged(level, "liftoff", message);
+    }
+
+    fn write_tagged(&mut self, level: Level, tag: &str, message: &str) {
         if let Some(kmsg) = self.kmsg.as_mut() {
-            for record in kmsg_records(level, message) {
+            for record in tagged_records(level, tag, message) {
                 // Best effort: a full or rate-limited kmsg must not stop PID 1.
                 let _ = kmsg.write_all(&record);
             }
@@ -132,7 +147,7 @@ impl Sinks {
         let kernel_echoes =
             self.kmsg.is_some() && !console_needs_copy(level, self.console_loglevel);
         if let (false, Some(console)) = (kernel_echoes, self.console.as_mut()) {
-            let _ = console.write_all(console_line(boottime(), message).as_bytes());
+            let _ = console.write_all(tagged_console_line(boottime(), tag, message).as_bytes());
         }
     }
 }
@@ -161,6 +176,18 @@ impl Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// Logs a line a unit wrote to its kmsg output, tagged `NAME[PID]`, at
+/// info level. Dropped before [`attach`] (units only run after it).
+pub fn unit_output(tag: &str, line: &str) {
+    if log::max_level() < LevelFilter::Info {
+        return;
+    }
+    let mut sinks = LOGGER.sinks.lock().unwrap_or_else(|e| e.into_inner());
+    if sinks.attached {
+        sinks.write_tagged(Level::Info, tag, line);
+    }
 }
 
 /// Makes this logger the `log` facade's. Until [`set_level`] is called

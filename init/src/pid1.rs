@@ -5,9 +5,11 @@
 //! 3. mount /proc, then the other API filesystems the kernel left unmounted;
 //! 4. open the log sinks; read and check the kernel command line;
 //! 5. boot what the command line names: a `roothash=` root goes to stage 1
-//!    ([`crate::stage1`]), which never returns on success; with no root,
-//!    idle;
-//! 6. run the event loop until a shutdown request has been carried out.
+//!    ([`crate::stage1`]), which never returns on success; on the root
+//!    stage 1 switched to (or one the kernel mounted) this is stage 2: read
+//!    the units and start them ([`crate::stage2`]); with no root, idle;
+//! 6. run the event loop (signals, the reaper, the units, the control
+//!    socket) until a shutdown request has been carried out.
 //!
 //! Any error in 1–5 is fatal and runs the failure action; PID 1 never
 //! returns.
@@ -16,15 +18,16 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kernel_cmdline::{BootPlan, FailurePolicy, Rejected};
 use log::{debug, error, info, warn};
 use mounts::MountSpec;
 use mounts::api::{self, Step};
 use mounts::mountinfo::{MountInfoError, MountTable};
+use mounts::unmount;
 use nix::errno::Errno;
-use nix::mount::{MntFlags, mount, umount2};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::reboot::set_cad_enabled;
 use nix::sys::signal::{SigmaskHow, kill, sigprocmask};
@@ -36,9 +39,11 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use nix::unistd::{Pid, sync};
 use thiserror::Error;
 
-use crate::shutdown::{Action, Event, Phase, Power, Shutdown};
+use crate::ctl::{CONNECTION_EVENTS, ConnId, ControlServer, Dispatch, IDLE_TIMEOUT};
+use crate::shutdown::{Action, Event, Phase, Power, Request, Shutdown};
 use crate::signals::{self, Meaning};
 use crate::stage1::{self, Stage1Error};
+use crate::stage2::{Outcome, Services, UNIT_DIRS};
 use crate::stamps::Stamps;
 use crate::{abi, failure, logger, reap, sys};
 
@@ -117,6 +122,8 @@ pub fn main(start: Duration) -> ! {
         stamps: Stamps::default(),
         mounted: Vec::new(),
         policy: FailurePolicy::default(),
+        services: None,
+        control: None,
     };
     pid1.stamps.mark_at("start", start);
     match pid1.run() {
@@ -133,10 +140,19 @@ struct Pid1 {
     /// What liftoff mounted, in order; unmounted in reverse at shutdown.
     mounted: Vec<PathBuf>,
     policy: FailurePolicy,
+    /// Stage 2's units; `None` until they are loaded.
+    services: Option<Services>,
+    /// The control socket, `liftoff ctl`'s way in.
+    control: Option<ControlServer>,
 }
 
 const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_TIMER: u64 = 2;
+const TOKEN_UNIT_TIMER: u64 = 3;
+const TOKEN_CONTROL: u64 = 4;
+/// Control connection `id` polls as `FIRST_CONN_TOKEN + id`; the services'
+/// tokens lie between [`crate::stage2::FIRST_TOKEN`] and this.
+const FIRST_CONN_TOKEN: u64 = 1 << 48;
 
 impl Pid1 {
     fn run(&mut self) -> Result<Infallible, Pid1Error> {
@@ -173,7 +189,8 @@ impl Pid1 {
         // command line were stage 1's, and running it again would try to
         // map a root that is already `/`.
         if !stage1::switch_root::root_is_initramfs() {
-            match stage1::HandoffRecord::read() {
+            let record = stage1::HandoffRecord::read();
+            match &record {
                 Some(record) => info!(
                     "stage 2 on {} ({}); stage 1: {}",
                     record.root_device,
@@ -182,9 +199,12 @@ impl Pid1 {
                 ),
                 None => info!("stage 2 on a root the kernel mounted (no stage 1 record)"),
             }
-            self.stamps.mark("idle");
+            self.stamps.mark("units");
             info!("boot stamps: {}", self.stamps.summary());
-            info!("stage 2: no units to start yet; idling");
+            let dirs: Vec<PathBuf> = UNIT_DIRS.iter().map(PathBuf::from).collect();
+            let mut services = Services::load(&dirs, units::cgroup::Cgroups::default());
+            services.boot(&self.stamps, record.as_ref());
+            self.services = Some(services);
             return self.event_loop(signal_fd);
         }
         // A verity root is the only root stage 1 mounts, and any error on
@@ -200,6 +220,8 @@ impl Pid1 {
         self.stamps.mark("idle");
         info!("boot stamps: {}", self.stamps.summary());
         info!("no root= on the kernel command line: nothing to boot; idling");
+        // No units, but the same loop: `liftoff ctl poweroff` works here too.
+        self.services = Some(Services::empty());
 
         // 6. Serve signals.
         self.event_loop(signal_fd)
@@ -319,16 +341,59 @@ impl Pid1 {
                 EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_TIMER),
             )
             .map_err(Pid1Error::Epoll)?;
+        // The units' timers (restart delays, stop and ready timeouts,
+        // watchdogs): one timerfd armed for the earliest.
+        let unit_timer = TimerFd::new(
+            ClockId::CLOCK_BOOTTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(Pid1Error::TimerFd)?;
+        epoll
+            .add(
+                unit_timer.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_UNIT_TIMER),
+            )
+            .map_err(Pid1Error::Epoll)?;
+
+        // The control socket. Without it the machine still boots and
+        // still answers signals; `liftoff ctl` then says it cannot connect.
+        match ControlServer::bind(Path::new(crate::ctl::CONTROL_SOCKET)) {
+            Ok(server) => {
+                match epoll.add(
+                    server.listener_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_CONTROL),
+                ) {
+                    Ok(()) => self.control = Some(server),
+                    Err(e) => warn!("cannot poll the control socket: {e}"),
+                }
+            }
+            Err(e) => warn!("control socket: {}", failure::chain(&e)),
+        }
 
         let mut shutdown = Shutdown::default();
-        let mut events = [EpollEvent::empty(); 8];
+        let mut events = [EpollEvent::empty(); 32];
+        let mut queue = VecDeque::new();
+        // Children may have exited before the loop started (stage 1's
+        // helpers); the units' first actions run before the first wait.
+        self.reap(&mut queue);
+        self.run_services(&epoll, &unit_timer, &mut queue);
         loop {
-            let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            // The only timeout the loop keeps itself: idle control
+            // connections are dropped after IDLE_TIMEOUT.
+            let timeout = self
+                .control
+                .as_ref()
+                .and_then(|c| c.next_expiry(IDLE_TIMEOUT))
+                .map(|at| {
+                    let ms = at.saturating_duration_since(Instant::now()).as_millis() + 1;
+                    EpollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+                })
+                .unwrap_or(EpollTimeout::NONE);
+            let n = match epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Pid1Error::EpollWait(e)),
             };
-            let mut queue = VecDeque::new();
             for event in &events[..n] {
                 match event.data() {
                     TOKEN_SIGNAL => self.drain_signals(&signal_fd, &mut queue),
@@ -339,16 +404,109 @@ impl Pid1 {
                             queue.push_back(Event::TimerExpired);
                         }
                     }
+                    TOKEN_UNIT_TIMER => {
+                        if unit_timer.wait().is_ok()
+                            && let Some(services) = self.services.as_mut()
+                        {
+                            services.tick();
+                        }
+                    }
+                    TOKEN_CONTROL => self.accept_control(&epoll),
+                    token if token >= FIRST_CONN_TOKEN => {
+                        self.serve_control(
+                            ConnId(token - FIRST_CONN_TOKEN),
+                            event.events(),
+                            &mut queue,
+                        );
+                    }
+                    token if token >= crate::stage2::FIRST_TOKEN => {
+                        if let Some(services) = self.services.as_mut() {
+                            services.on_ready(token, &epoll);
+                        }
+                    }
                     other => debug!("epoll: unknown token {other}"),
                 }
             }
-            while let Some(event) = queue.pop_front() {
-                for action in shutdown.on(event) {
-                    self.act(action, &timer, &mut queue);
+            if let Some(control) = self.control.as_mut() {
+                control.expire_older_than(Instant::now(), IDLE_TIMEOUT);
+            }
+            // The units and the shutdown feed each other (a shutdown
+            // stops the units; the units' end moves the shutdown on):
+            // go round until both are quiet.
+            loop {
+                self.run_services(&epoll, &unit_timer, &mut queue);
+                if queue.is_empty() {
+                    break;
+                }
+                while let Some(event) = queue.pop_front() {
+                    for action in shutdown.on(event) {
+                        self.act(action, &timer, &mut queue);
+                    }
                 }
             }
             if let Phase::Done(power) = shutdown.phase() {
                 self.finish(power);
+            }
+        }
+    }
+
+    fn accept_control(&mut self, epoll: &Epoll) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        for id in control.accept() {
+            let Some(fd) = control.fd(id) else { continue };
+            if let Err(e) = epoll.add(
+                fd,
+                EpollEvent::new(CONNECTION_EVENTS, FIRST_CONN_TOKEN + id.0),
+            ) {
+                warn!("cannot poll a control connection: {e}");
+                control.close(id);
+            }
+        }
+    }
+
+    /// Reads a control request, answers it, and carries it out: a unit
+    /// request goes to the supervisor, a power request starts the
+    /// orderly shutdown as a signal would.
+    fn serve_control(&mut self, id: ConnId, flags: EpollFlags, queue: &mut VecDeque<Event>) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        if flags.contains(EpollFlags::EPOLLOUT) {
+            control.on_writable(id);
+        }
+        if !flags.intersects(
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLHUP
+                | EpollFlags::EPOLLERR,
+        ) {
+            return;
+        }
+        let Some(request) = control.on_readable(id) else {
+            return;
+        };
+        let Some(services) = self.services.as_mut() else {
+            control.respond(
+                id,
+                &crate::ctl::Response::error("no units here: liftoff is not in stage 2"),
+            );
+            return;
+        };
+        match crate::ctl::dispatch(request, services.supervisor(), services.boot_complete()) {
+            Dispatch::Answer(response) => control.respond(id, &response),
+            Dispatch::Supervise(input, response) => {
+                control.respond(id, &response);
+                services.request(input);
+            }
+            Dispatch::Shutdown(power, response) => {
+                control.respond(id, &response);
+                info!("liftoff ctl: {}", power.name());
+                queue.push_back(Event::Requested(Request {
+                    power,
+                    immediate: false,
+                }));
             }
         }
     }
@@ -391,8 +549,48 @@ impl Pid1 {
         for status in &reaped.exited {
             debug!("reaped {status:?}");
         }
+        if let Some(services) = self.services.as_mut() {
+            services.exited(&reaped.exited);
+        }
         if reaped.none_left {
             queue.push_back(Event::NoChildren);
+        }
+    }
+
+    /// Lets the supervisor act on what it was told, turns its outcomes
+    /// into shutdown events, and re-arms the units' timer.
+    fn run_services(&mut self, epoll: &Epoll, unit_timer: &TimerFd, queue: &mut VecDeque<Event>) {
+        let Some(services) = self.services.as_mut() else {
+            return;
+        };
+        for outcome in services.run(epoll) {
+            match outcome {
+                Outcome::Critical { unit, reason } => {
+                    let power = Power::from(self.policy.action);
+                    error!(
+                        "critical unit {unit} failed: {reason}; failure action: {}",
+                        power.name()
+                    );
+                    queue.push_back(Event::Requested(Request {
+                        power,
+                        immediate: false,
+                    }));
+                }
+                Outcome::AllStopped => {
+                    info!("all units stopped");
+                    queue.push_back(Event::UnitsStopped);
+                }
+            }
+        }
+        let expiration = services.next_deadline().map(|at| {
+            Expiration::OneShot(TimeSpec::from_duration(at.max(Duration::from_nanos(1))))
+        });
+        let armed = match expiration {
+            Some(e) => unit_timer.set(e, TimerSetTimeFlags::TFD_TIMER_ABSTIME),
+            None => unit_timer.unset(),
+        };
+        if let Err(e) = armed {
+            warn!("cannot arm the units' timer: {e}");
         }
     }
 
@@ -418,42 +616,118 @@ impl Pid1 {
                 }
             }
             Action::CheckChildren => self.reap(queue),
+            Action::StopUnits => match self.services.as_mut() {
+                Some(services) => {
+                    info!("stopping units");
+                    services.shutdown();
+                }
+                None => queue.push_back(Event::UnitsStopped),
+            },
             Action::Finish(_) => {}
         }
     }
 
-    /// Sync, unmount what liftoff mounted (last first), sync, reboot(2).
+    /// Sync, the unmount loop, remove dm devices, sync, reboot(2).
     fn finish(&mut self, power: Power) -> ! {
         info!("all processes gone; syncing and unmounting");
         sync();
-        let mut failed = 0;
-        for target in self.mounted.iter().rev() {
-            match umount2(target, MntFlags::empty()) {
-                Ok(()) => debug!("unmounted {}", target.display()),
-                // PID 1's own log sinks keep /dev busy: detach it, which
-                // for an API filesystem loses nothing.
-                Err(Errno::EBUSY) => match umount2(target, MntFlags::MNT_DETACH) {
-                    Ok(()) => debug!("detached busy {}", target.display()),
-                    Err(e) => {
-                        failed += 1;
-                        warn!("cannot unmount {}: {e}", target.display());
-                    }
-                },
-                Err(e) => {
-                    failed += 1;
-                    warn!("cannot unmount {}: {e}", target.display());
-                }
-            }
-        }
-        if failed > 0 {
-            warn!(
-                "{failed} of {} mounts could not be unmounted",
-                self.mounted.len()
-            );
-        }
+        unmount_all();
+        remove_dm_devices();
         sync();
         info!("{}", power.name());
         failure::power_off(power)
+    }
+}
+
+/// The shutdown unmount loop ([`mounts::unmount`]): unmount what can be,
+/// remount the rest read-only, until a pass changes nothing; then the root
+/// read-only. Best effort throughout: every failure is counted and
+/// reported, none stops the shutdown.
+fn unmount_all() {
+    let mut table = match read_mount_table() {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("cannot read the mount table: {e}; nothing unmounted");
+            return;
+        }
+    };
+    let (mut unmounted, mut remounted) = (0, 0);
+    let mut stuck: Vec<String> = Vec::new();
+    for _ in 0..unmount::MAX_PASSES {
+        stuck.clear();
+        for target in unmount::pass(&table) {
+            let path = &target.mount_point;
+            match umount2(path, MntFlags::empty()) {
+                Ok(()) => {
+                    unmounted += 1;
+                    debug!("unmounted {} ({})", path.display(), target.fstype);
+                }
+                Err(e) if target.read_only => {
+                    stuck.push(format!("{} (read-only): {e}", path.display()));
+                }
+                // Busy: at least make its filesystem clean. A plain
+                // MS_REMOUNT (no MS_BIND) reaches the superblock.
+                Err(e) => match remount_read_only(path) {
+                    Ok(()) => {
+                        remounted += 1;
+                        debug!("remounted {} read-only (unmount: {e})", path.display());
+                    }
+                    Err(e2) => stuck.push(format!("{}: {e}; read-only: {e2}", path.display())),
+                },
+            }
+        }
+        let next = match read_mount_table() {
+            Ok(t) => t,
+            Err(e) => {
+                warn!("cannot read the mount table: {e}");
+                break;
+            }
+        };
+        let settled = unmount::settled(&table, &next);
+        table = next;
+        if settled {
+            break;
+        }
+    }
+    if unmount::writable_root(&table).is_some() {
+        match remount_read_only(Path::new("/")) {
+            Ok(()) => remounted += 1,
+            Err(e) => stuck.push(format!("/: read-only: {e}")),
+        }
+    }
+    info!("unmounted {unmounted} filesystems, remounted {remounted} read-only");
+    for line in &stuck {
+        warn!("still mounted: {line}");
+    }
+}
+
+fn remount_read_only(path: &Path) -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+}
+
+/// Removes every dm device that is no longer in use. The root's verity
+/// device stays (the root is still mounted, read-only): the kernel drops it
+/// at power-off, and a read-only device loses nothing.
+fn remove_dm_devices() {
+    let names = match verity::dm::list() {
+        Ok(names) => names,
+        // No dm-mod loaded: nothing to remove.
+        Err(e) => {
+            debug!("dm devices: {e}");
+            return;
+        }
+    };
+    for name in names {
+        match verity::dm::close(&name) {
+            Ok(()) => info!("removed dm device {name}"),
+            Err(e) => debug!("dm device {name} kept: {e}"),
+        }
     }
 }
 

@@ -1,19 +1,26 @@
 //! The orderly shutdown, as a state machine: events in, actions out.
 //!
-//! 1. SIGTERM to every process (kill(-1)), then wait up to [`TERM_GRACE`]
-//!    for all of PID 1's children to be gone;
-//! 2. SIGKILL to whatever is left, then wait up to [`KILL_GRACE`] (a process
+//! 1. stop the units: the supervisor stops them in reverse dependency
+//!    order, each within its own stop timeout; [`UNITS_BOUND`] caps the
+//!    whole step;
+//! 2. SIGTERM to every process left (kill(-1)), then wait up to
+//!    [`TERM_GRACE`] for all of PID 1's children to be gone;
+//! 3. SIGKILL to whatever is left, then wait up to [`KILL_GRACE`] (a process
 //!    stuck in uninterruptible sleep cannot be waited for forever);
-//! 3. finish: sync, unmount what liftoff mounted, sync, reboot(2).
+//! 4. finish: sync, the unmount loop, remove dm devices, sync, reboot(2).
 //!
-//! An immediate request (systemd's SIGRTMIN+13..15) starts at step 2. A
-//! second request while step 1 runs escalates to step 2 at once, as a second
-//! ctrl-alt-delete does; the power action of the first request stands.
+//! An immediate request (systemd's SIGRTMIN+13..15) starts at step 3. A
+//! second request while step 1 or 2 runs escalates to step 3 at once, as a
+//! second ctrl-alt-delete does; the power action of the first request
+//! stands.
 
 use std::time::Duration;
 
 use nix::sys::reboot::RebootMode;
 
+/// The most the units' stop may take in all; each unit's own
+/// `stop_timeout` (then SIGKILL) normally ends it much sooner.
+pub const UNITS_BOUND: Duration = Duration::from_secs(120);
 /// How long processes get to exit after SIGTERM.
 pub const TERM_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for processes to die after SIGKILL.
@@ -79,11 +86,16 @@ pub enum Event {
     NoChildren,
     /// The armed timer expired.
     TimerExpired,
+    /// Every unit is stopped (the supervisor's `AllStopped`).
+    UnitsStopped,
 }
 
 /// What PID 1 must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Tell the supervisor to stop every unit; [`Event::UnitsStopped`]
+    /// follows.
+    StopUnits,
     /// Send this signal to every process but PID 1 (kill(-1, sig)).
     SignalAll(nix::sys::signal::Signal),
     /// Arm the timer; [`Event::TimerExpired`] follows unless disarmed.
@@ -99,6 +111,8 @@ pub enum Action {
 pub enum Phase {
     /// Running normally.
     Running,
+    /// The units are being stopped.
+    StoppingUnits(Power),
     /// SIGTERM sent, waiting.
     Terminating(Power),
     /// SIGKILL sent, waiting.
@@ -132,16 +146,19 @@ impl Shutdown {
         match (self.phase, event) {
             (Phase::Running, Event::Requested(r)) if r.immediate => self.kill(r.power),
             (Phase::Running, Event::Requested(r)) => {
-                self.phase = Phase::Terminating(r.power);
+                self.phase = Phase::StoppingUnits(r.power);
+                vec![Action::StopUnits, Action::ArmTimer(UNITS_BOUND)]
+            }
+            (Phase::StoppingUnits(power), Event::UnitsStopped | Event::TimerExpired) => {
+                self.phase = Phase::Terminating(power);
                 vec![
                     Action::SignalAll(nix::sys::signal::Signal::SIGTERM),
                     Action::ArmTimer(TERM_GRACE),
                     Action::CheckChildren,
                 ]
             }
-            (Phase::Terminating(power), Event::Requested(_) | Event::TimerExpired) => {
-                self.kill(power)
-            }
+            (Phase::StoppingUnits(power) | Phase::Terminating(power), Event::Requested(_))
+            | (Phase::Terminating(power), Event::TimerExpired) => self.kill(power),
             (Phase::Terminating(power) | Phase::Killing(power), Event::NoChildren)
             | (Phase::Killing(power), Event::TimerExpired) => {
                 self.phase = Phase::Done(power);
@@ -149,7 +166,9 @@ impl Shutdown {
             }
             // Children come and go while running; requests during the final
             // kill or after the end change nothing.
-            (Phase::Running, Event::NoChildren | Event::TimerExpired)
+            (Phase::Running, Event::NoChildren | Event::TimerExpired | Event::UnitsStopped)
+            | (Phase::StoppingUnits(_), Event::NoChildren)
+            | (Phase::Terminating(_) | Phase::Killing(_), Event::UnitsStopped)
             | (Phase::Killing(_), Event::Requested(_))
             | (Phase::Done(_), _) => Vec::new(),
         }
@@ -188,10 +207,19 @@ mod tests {
 
     #[test]
     fn orderly_when_everything_exits_on_sigterm() {
-        let (actions, phase) = run(&[Event::Requested(REBOOT), Event::NoChildren]);
+        let (actions, phase) = run(&[
+            Event::Requested(REBOOT),
+            Event::NoChildren,
+            Event::UnitsStopped,
+            Event::NoChildren,
+        ]);
         assert_eq!(
             actions,
             vec![
+                vec![Action::StopUnits, Action::ArmTimer(UNITS_BOUND)],
+                // Children may be gone before the units say they are
+                // stopped: the units' step still runs to its end.
+                vec![],
                 vec![
                     Action::SignalAll(SIGTERM),
                     Action::ArmTimer(TERM_GRACE),
@@ -204,21 +232,29 @@ mod tests {
     }
 
     #[test]
+    fn units_that_overrun_the_bound_are_left_to_sigterm() {
+        let (actions, phase) = run(&[Event::Requested(REBOOT), Event::TimerExpired]);
+        assert_eq!(actions[1][0], Action::SignalAll(SIGTERM));
+        assert_eq!(phase, Phase::Terminating(Power::Reboot));
+    }
+
+    #[test]
     fn sigkill_after_the_grace_period() {
         let (actions, phase) = run(&[
             Event::Requested(REBOOT),
+            Event::UnitsStopped,
             Event::TimerExpired,
             Event::NoChildren,
         ]);
         assert_eq!(
-            actions[1],
+            actions[2],
             vec![
                 Action::SignalAll(SIGKILL),
                 Action::ArmTimer(KILL_GRACE),
                 Action::CheckChildren
             ]
         );
-        assert_eq!(actions[2], vec![Action::Finish(Power::Reboot)]);
+        assert_eq!(actions[3], vec![Action::Finish(Power::Reboot)]);
         assert_eq!(phase, Phase::Done(Power::Reboot));
     }
 
@@ -228,8 +264,9 @@ mod tests {
             Event::Requested(REBOOT),
             Event::TimerExpired,
             Event::TimerExpired,
+            Event::TimerExpired,
         ]);
-        assert_eq!(actions[2], vec![Action::Finish(Power::Reboot)]);
+        assert_eq!(actions[3], vec![Action::Finish(Power::Reboot)]);
     }
 
     #[test]
@@ -248,11 +285,18 @@ mod tests {
         let (actions, phase) = run(&[Event::Requested(REBOOT), Event::Requested(poweroff)]);
         assert_eq!(actions[1][0], Action::SignalAll(SIGKILL));
         assert_eq!(phase, Phase::Killing(Power::Reboot));
+        let (actions, phase) = run(&[
+            Event::Requested(REBOOT),
+            Event::UnitsStopped,
+            Event::Requested(poweroff),
+        ]);
+        assert_eq!(actions[2][0], Action::SignalAll(SIGKILL));
+        assert_eq!(phase, Phase::Killing(Power::Reboot));
     }
 
     #[test]
     fn nothing_happens_while_running_or_after_the_end() {
-        let (actions, phase) = run(&[Event::NoChildren, Event::TimerExpired]);
+        let (actions, phase) = run(&[Event::NoChildren, Event::TimerExpired, Event::UnitsStopped]);
         assert!(actions.iter().all(Vec::is_empty));
         assert_eq!(phase, Phase::Running);
         let (actions, _) = run(&[

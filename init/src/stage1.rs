@@ -232,7 +232,7 @@ pub struct HandoffRecord {
 }
 
 /// One stamp of [`HandoffRecord`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
 pub struct StampRecord {
     /// The phase that started.
     pub phase: String,

@@ -1,0 +1,574 @@
+//! Stage 2's services: the unit supervisor ([`units::supervisor`]) driven
+//! by PID 1's event loop.
+//!
+//! The supervisor decides; this module carries its actions out and turns
+//! what happens on the machine back into its inputs:
+//!
+//! * `Spawn` → a notify socket for `notify` units (one per unit, so a
+//!   message counts for the unit that owns the socket, whatever process
+//!   sends it), the unit's cgroup, then [`units::spawn::spawn`]; output
+//!   pipes for `kmsg` streams are read here and forwarded line by line;
+//! * `Kill` → kill(2) or the unit's cgroup;
+//! * the reaper's exit statuses, notify datagrams and the timer →
+//!   `Exited`, `Notify`, `Tick`;
+//! * `BootComplete` → the boot record, `/run/liftoff/boot.json`;
+//! * `Critical` and `AllStopped` go back to PID 1 as [`Outcome`]s.
+//!
+//! Every file descriptor here is registered in PID 1's epoll under a token
+//! from [`FIRST_TOKEN`] up; PID 1 hands events on those tokens to
+//! [`Services::on_ready`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use nix::sys::wait::WaitStatus;
+use serde::Serialize;
+use units::cgroup::Cgroups;
+use units::notify::Notify;
+use units::spawn::{SpawnContext, Spawned};
+use units::supervisor::{Action, ExitStatus, Input, Supervisor, UnitStatus};
+use units::{Kind, UnitName};
+
+use crate::stage1::{HandoffRecord, StampRecord};
+use crate::stamps::{Stamp, Stamps, boottime};
+
+/// Where unit files are read from, in order of precedence: the verified
+/// root's, then those generated at runtime.
+pub const UNIT_DIRS: [&str; 2] = ["/etc/liftoff/units", "/run/liftoff/units"];
+/// The per-unit notify sockets.
+pub const NOTIFY_DIR: &str = "/run/liftoff/notify";
+/// The boot record.
+pub const BOOT_RECORD: &str = "/run/liftoff/boot.json";
+/// The user database the units' `user`/`group` names are looked up in.
+pub const ETC: &str = "/etc";
+/// Epoll tokens at and above this one belong to [`Services`].
+pub const FIRST_TOKEN: u64 = 1 << 16;
+/// A notify datagram is at most this long (systemd: 4 KiB after its own
+/// limit was raised from 512 bytes; more is truncated).
+const NOTIFY_MAX: usize = 4096;
+/// The longest line forwarded from a unit's output; a longer one is cut.
+const LINE_MAX: usize = 4096;
+
+/// What PID 1 must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A critical unit failed for good: run the failure action.
+    Critical {
+        /// The unit.
+        unit: UnitName,
+        /// Why.
+        reason: String,
+    },
+    /// After [`Services::shutdown`], every unit is stopped.
+    AllStopped,
+}
+
+/// One file descriptor PID 1 polls for the services.
+#[derive(Debug)]
+enum Source {
+    /// A unit's notify socket.
+    Notify {
+        unit: UnitName,
+        socket: UnixDatagram,
+        path: PathBuf,
+    },
+    /// The read end of a unit's output pipe.
+    Output {
+        /// `NAME[PID]`, the tag its lines get in the kernel log.
+        tag: String,
+        pipe: fs::File,
+        partial: Vec<u8>,
+    },
+}
+
+/// The boot record written when boot completes.
+#[derive(Debug, Serialize)]
+pub struct BootRecord<'a> {
+    /// Stage 1's stamps (empty without an initramfs).
+    pub stage1: &'a [StampRecord],
+    /// Stage 2's stamps.
+    pub stage2: &'a [Stamp],
+    /// CLOCK_BOOTTIME when boot completed, in microseconds.
+    pub boot_complete_us: u64,
+    /// The units boot waited for that failed.
+    pub failed: &'a [UnitName],
+    /// Every unit's start and ready times.
+    pub units: Vec<UnitTimes>,
+}
+
+/// One unit in the boot record.
+#[derive(Debug, Serialize)]
+pub struct UnitTimes {
+    /// The unit.
+    pub name: UnitName,
+    /// Its state when boot completed.
+    pub state: units::supervisor::State,
+    /// When its start began (µs since kernel start).
+    pub started_us: Option<u64>,
+    /// When it became ready.
+    pub ready_us: Option<u64>,
+}
+
+/// The unit supervisor and everything PID 1 polls for it.
+#[derive(Debug)]
+pub struct Services {
+    supervisor: Supervisor,
+    cgroups: Cgroups,
+    /// Slot `i` is token `FIRST_TOKEN + i`.
+    sources: Vec<Option<Source>>,
+    free: Vec<usize>,
+    /// The notify socket's slot of each unit that has one.
+    notify: HashMap<UnitName, usize>,
+    pending: VecDeque<Input>,
+    outcomes: Vec<Outcome>,
+    /// CLOCK_BOOTTIME when boot completed.
+    boot_complete: Option<Duration>,
+    /// Stage 1's stamps, for the boot record.
+    stage1: Vec<StampRecord>,
+    /// PID 1's own stamps, for the boot record.
+    stamps: Vec<Stamp>,
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Services {
+    /// Reads the unit files from `dirs`, checks the dependency graph and
+    /// logs every problem (a bad file or a broken dependency costs only the
+    /// units concerned). Never fails: a host with no units is a host with
+    /// nothing to supervise.
+    pub fn load(dirs: &[PathBuf], cgroups: Cgroups) -> Services {
+        let loaded = units::file::load(dirs);
+        for e in &loaded.errors {
+            error!("{}", crate::failure::chain(e));
+        }
+        let unloadable = loaded.unloadable();
+        let mut units = loaded.units;
+        for warning in units::graph::warnings(&units) {
+            warn!("{warning}");
+        }
+        let broken = units::graph::check(&units, &unloadable);
+        for (unit, reason) in &broken {
+            error!("unit {unit}: cannot start: {reason}");
+        }
+        units.sort_by(|a, b| a.name.cmp(&b.name));
+        info!(
+            "{} unit{} loaded from {}",
+            units.len(),
+            if units.len() == 1 { "" } else { "s" },
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Services {
+            supervisor: Supervisor::new(units, broken),
+            cgroups,
+            ..Services::empty()
+        }
+    }
+
+    /// Services with no units, for a PID 1 that has nothing to boot.
+    pub fn empty() -> Services {
+        Services {
+            supervisor: Supervisor::new(Vec::new(), Vec::new()),
+            cgroups: Cgroups::default(),
+            sources: Vec::new(),
+            free: Vec::new(),
+            notify: HashMap::new(),
+            pending: VecDeque::new(),
+            outcomes: Vec::new(),
+            boot_complete: None,
+            stage1: Vec::new(),
+            stamps: Vec::new(),
+        }
+    }
+
+    /// Starts the boot: every `boot = "wait"` or `"start"` unit.
+    pub fn boot(&mut self, stamps: &Stamps, stage1: Option<&HandoffRecord>) {
+        if let Err(e) = self.cgroups.prepare() {
+            warn!("cgroups: {e}");
+        }
+        if let Err(e) = fs::create_dir_all(NOTIFY_DIR) {
+            warn!("cannot create {NOTIFY_DIR}: {e}");
+        }
+        self.stamps = stamps.stamps.clone();
+        self.stage1 = stage1.map(|r| r.stamps.clone()).unwrap_or_default();
+        self.pending.push_back(Input::Boot);
+    }
+
+    /// The supervisor, for status queries.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// When boot completed, if it has.
+    pub fn boot_complete(&self) -> Option<Duration> {
+        self.boot_complete
+    }
+
+    /// Queues a request from the control socket (the caller checked that
+    /// the unit exists).
+    pub fn request(&mut self, input: Input) {
+        self.pending.push_back(input);
+    }
+
+    /// Starts stopping every unit, for shutdown.
+    pub fn shutdown(&mut self) {
+        self.pending.push_back(Input::Shutdown);
+    }
+
+    /// Hands the reaper's exit statuses to the supervisor.
+    pub fn exited(&mut self, statuses: &[WaitStatus]) {
+        for status in statuses {
+            let (pid, exit) = match *status {
+                WaitStatus::Exited(pid, code) => (pid, ExitStatus::Exited(code)),
+                WaitStatus::Signaled(pid, signal, core) => {
+                    (pid, ExitStatus::Signaled(signal as i32, core))
+                }
+                _ => continue,
+            };
+            self.pending.push_back(Input::Exited {
+                pid: pid.as_raw(),
+                status: exit,
+            });
+        }
+    }
+
+    /// The earliest supervisor timer, for PID 1's timerfd.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.supervisor.next_deadline()
+    }
+
+    /// The timerfd fired.
+    pub fn tick(&mut self) {
+        self.pending.push_back(Input::Tick);
+    }
+
+    /// An event on one of the services' tokens.
+    pub fn on_ready(&mut self, token: u64, epoll: &Epoll) {
+        let Some(slot) = token
+            .checked_sub(FIRST_TOKEN)
+            .and_then(|s| usize::try_from(s).ok())
+        else {
+            return;
+        };
+        let mut close = false;
+        match self.sources.get_mut(slot).and_then(Option::as_mut) {
+            Some(Source::Notify { unit, socket, .. }) => {
+                let mut buf = [0u8; NOTIFY_MAX];
+                loop {
+                    match socket.recv(&mut buf) {
+                        Ok(n) => {
+                            let message = Notify::parse(&buf[..n]);
+                            debug!("unit {unit}: notify {message:?}");
+                            self.pending.push_back(Input::Notify {
+                                unit: unit.clone(),
+                                message,
+                            });
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            warn!("unit {unit}: notify socket: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(Source::Output { tag, pipe, partial }) => {
+                close = forward_output(tag, pipe, partial);
+            }
+            None => {}
+        }
+        if close {
+            self.release(slot, epoll);
+        }
+    }
+
+    /// Feeds every queued input to the supervisor and carries out its
+    /// actions (which may queue more inputs), until nothing is left.
+    /// Returns what PID 1 must act on.
+    pub fn run(&mut self, epoll: &Epoll) -> Vec<Outcome> {
+        loop {
+            while let Some(input) = self.pending.pop_front() {
+                let now = boottime();
+                for action in self.supervisor.handle(now, input) {
+                    self.act(action, epoll);
+                }
+            }
+            // A deadline already due (a restart without delay) is served
+            // now rather than after a round through the timerfd.
+            match self.supervisor.next_deadline() {
+                Some(at) if at <= boottime() => self.pending.push_back(Input::Tick),
+                _ => break,
+            }
+        }
+        std::mem::take(&mut self.outcomes)
+    }
+
+    fn act(&mut self, action: Action, epoll: &Epoll) {
+        match action {
+            Action::Spawn(unit) => {
+                let input = match self.spawn(&unit, epoll) {
+                    Ok(pid) => Input::Spawned { unit, pid },
+                    Err(error) => Input::SpawnFailed { unit, error },
+                };
+                self.pending.push_back(input);
+            }
+            Action::Kill {
+                unit,
+                pid,
+                signal,
+                mode,
+            } => {
+                if let Err(e) = units::spawn::kill_unit(&self.cgroups, &unit, pid, signal, mode) {
+                    warn!("unit {unit}: cannot send signal {signal}: {e}");
+                }
+            }
+            Action::Cleanup(unit) => {
+                // A unit about to restart keeps its socket and cgroup: the
+                // restart reuses them, and making a cgroup anew costs the
+                // kernel more than anything else in a restart.
+                let restarting = self
+                    .supervisor
+                    .status(&unit)
+                    .is_some_and(|s| s.state == units::supervisor::State::Restarting);
+                if restarting {
+                    return;
+                }
+                if let Some(slot) = self.notify.remove(&unit) {
+                    self.release(slot, epoll);
+                }
+                // A cgroup with a survivor (kill mode `process`) stays; the
+                // next start reuses it.
+                if let Err(e) = self.cgroups.remove(&unit) {
+                    debug!("unit {unit}: cgroup kept: {e}");
+                }
+            }
+            Action::BootComplete { failed } => self.boot_completed(&failed),
+            Action::Critical { unit, reason } => {
+                self.outcomes.push(Outcome::Critical { unit, reason });
+            }
+            Action::AllStopped => self.outcomes.push(Outcome::AllStopped),
+        }
+    }
+
+    /// Starts one unit's main process; the error is the reason shown in
+    /// its status.
+    fn spawn(&mut self, name: &str, epoll: &Epoll) -> Result<i32, String> {
+        let unit = self
+            .supervisor
+            .unit(name)
+            .cloned()
+            .ok_or_else(|| format!("unit {name} is not loaded"))?;
+        let notify_socket = if unit.kind == Kind::Notify {
+            Some(self.notify_socket(&unit, epoll)?)
+        } else {
+            None
+        };
+        let ctx = SpawnContext {
+            cgroups: &self.cgroups,
+            etc: PathBuf::from(ETC),
+            notify_socket,
+            watchdog_usec: unit.watchdog.map(us),
+        };
+        let spawned: Spawned =
+            units::spawn::spawn(&unit, &ctx).map_err(|e| crate::failure::chain(&e))?;
+        let tag = format!("{name}[{}]", spawned.pid);
+        for pipe in [spawned.stdout, spawned.stderr].into_iter().flatten() {
+            self.watch_output(tag.clone(), pipe, epoll);
+        }
+        Ok(spawned.pid)
+    }
+
+    /// The unit's notify socket, made if it does not exist yet.
+    fn notify_socket(&mut self, unit: &units::Unit, epoll: &Epoll) -> Result<PathBuf, String> {
+        let name = unit.name.as_str();
+        if let Some(Some(Source::Notify { path, .. })) =
+            self.notify.get(name).and_then(|&s| self.sources.get(s))
+        {
+            return Ok(path.clone());
+        }
+        let path = Path::new(NOTIFY_DIR).join(name);
+        let _ = fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| format!("cannot make the notify socket {}: {e}", path.display()))?;
+        // Only the unit's own user may send: a message on this socket
+        // counts for the unit, so nobody else must be able to mark it
+        // ready. Root's units keep root's 0600 socket.
+        if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
+            warn!("cannot chmod {}: {e}", path.display());
+        }
+        if let Some(user) = &unit.process.user {
+            let etc = Path::new(ETC);
+            let identity = fs::read_to_string(etc.join("passwd"))
+                .and_then(|p| fs::read_to_string(etc.join("group")).map(|g| (p, g)))
+                .map_err(|e| e.to_string())
+                .and_then(|(p, g)| {
+                    units::spawn::users::resolve(
+                        &p,
+                        &g,
+                        Some(user),
+                        unit.process.group.as_deref(),
+                        &[],
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match identity {
+                Ok(id) => {
+                    if let Err(e) = nix::unistd::chown(&path, Some(id.uid), Some(id.gid)) {
+                        warn!("cannot chown {} to {user}: {e}", path.display());
+                    }
+                }
+                // The spawn that follows fails with the same reason.
+                Err(e) => debug!("unit {name}: user {user}: {e}"),
+            }
+        }
+        let slot = self.register(
+            Source::Notify {
+                unit: name.to_owned(),
+                socket,
+                path: path.clone(),
+            },
+            epoll,
+        )?;
+        self.notify.insert(name.to_owned(), slot);
+        Ok(path)
+    }
+
+    fn watch_output(&mut self, tag: String, pipe: OwnedFd, epoll: &Epoll) {
+        let source = Source::Output {
+            tag,
+            pipe: fs::File::from(pipe),
+            partial: Vec::new(),
+        };
+        if let Err(e) = self.register(source, epoll) {
+            warn!("{e}");
+        }
+    }
+
+    fn register(&mut self, source: Source, epoll: &Epoll) -> Result<usize, String> {
+        let slot = self.free.pop().unwrap_or(self.sources.len());
+        let token = FIRST_TOKEN + slot as u64;
+        let added = match &source {
+            Source::Notify { socket, .. } => {
+                epoll.add(socket.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            }
+            Source::Output { pipe, .. } => {
+                epoll.add(pipe.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            }
+        };
+        if let Err(e) = added {
+            self.free.push(slot);
+            return Err(format!("cannot poll a unit's file descriptor: {e}"));
+        }
+        if slot == self.sources.len() {
+            self.sources.push(Some(source));
+        } else {
+            self.sources[slot] = Some(source);
+        }
+        Ok(slot)
+    }
+
+    fn release(&mut self, slot: usize, epoll: &Epoll) {
+        let Some(source) = self.sources.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        match &source {
+            Source::Notify { socket, path, .. } => {
+                let _ = epoll.delete(socket.as_fd());
+                let _ = fs::remove_file(path);
+            }
+            Source::Output { pipe, .. } => {
+                let _ = epoll.delete(pipe.as_fd());
+            }
+        }
+        self.free.push(slot);
+    }
+
+    fn boot_completed(&mut self, failed: &[UnitName]) {
+        let now = boottime();
+        self.boot_complete = Some(now);
+        let statuses = self.supervisor.list();
+        let ready = statuses.iter().filter(|s| s.ready_at.is_some()).count();
+        if failed.is_empty() {
+            info!(
+                "boot complete at {:.3}s since kernel start ({ready} unit{} ready)",
+                now.as_secs_f64(),
+                if ready == 1 { "" } else { "s" }
+            );
+        } else {
+            warn!(
+                "boot complete at {:.3}s since kernel start, degraded: {} failed",
+                now.as_secs_f64(),
+                failed.join(", ")
+            );
+        }
+        let record = BootRecord {
+            stage1: &self.stage1,
+            stage2: &self.stamps,
+            boot_complete_us: us(now),
+            failed,
+            units: statuses.iter().map(unit_times).collect(),
+        };
+        match serde_json::to_vec_pretty(&record) {
+            Ok(json) => {
+                if let Err(e) = fs::write(BOOT_RECORD, json) {
+                    warn!("cannot write {BOOT_RECORD}: {e}");
+                }
+            }
+            Err(e) => warn!("cannot encode the boot record: {e}"),
+        }
+    }
+}
+
+fn unit_times(status: &UnitStatus) -> UnitTimes {
+    UnitTimes {
+        name: status.name.clone(),
+        state: status.state,
+        started_us: status.started_at.map(us),
+        ready_us: status.ready_at.map(us),
+    }
+}
+
+/// Reads what the pipe holds and logs every complete line; returns whether
+/// the pipe is finished (EOF or an error).
+fn forward_output(tag: &str, pipe: &mut fs::File, partial: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => {
+                if !partial.is_empty() {
+                    crate::logger::unit_output(tag, &String::from_utf8_lossy(partial));
+                    partial.clear();
+                }
+                return true;
+            }
+            Ok(n) => {
+                partial.extend_from_slice(&buf[..n]);
+                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    crate::logger::unit_output(tag, &String::from_utf8_lossy(&line[..end]));
+                }
+                if partial.len() > LINE_MAX {
+                    crate::logger::unit_output(tag, &String::from_utf8_lossy(partial));
+                    partial.clear();
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+}
