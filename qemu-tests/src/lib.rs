@@ -19,12 +19,17 @@
 //! * [`image`] builds GPT disk images from a staging directory: an erofs or
 //!   ext4 root, its dm-verity hash tree and a blank DATA partition, with
 //!   Discoverable Partitions types and UUIDs derived from the root hash.
+//! * [`guest_root`] stages a verified root (busybox, liftoff as
+//!   `/sbin/init`, scripts, unit files, mounts.toml, mkfs.ext4), builds its
+//!   disk image and initramfs, and boots it: the guest of the stage 1 and
+//!   stage 2 scenarios.
 //!
 //! What it leaves out: the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.
 
 pub mod elf;
 pub mod guest;
+pub mod guest_root;
 pub mod image;
 pub mod initramfs;
 pub mod kernel;
@@ -35,6 +40,7 @@ pub mod scenario;
 
 pub use elf::{ElfError, ensure_static};
 pub use guest::{BusyboxGuest, GuestError};
+pub use guest_root::{Guest, GuestRoot, GuestRootError};
 pub use image::{BuiltImage, DiskImage, ImageError, RootFs, VerityTool};
 pub use initramfs::{Entry, FileContents, Initramfs, InitramfsError, liftoff_initramfs};
 pub use kernel::{Kernel, KernelError, fetch_kernel};

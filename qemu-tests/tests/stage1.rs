@@ -26,29 +26,24 @@
 //!   device `PARTUUID=<data>/PARTNROFF=1`) boots through liftoff's own
 //!   dm-verity device;
 //! * (i) the same line with a wrong digest: liftoff refuses the root hash
-//!   mismatch before creating the dm device, and reboots.
+//!   mismatch before creating the dm device, and reboots;
+//! * (j) `init=/sbin/init`: liftoff on the verified root continues as
+//!   stage 2 without running stage 1 again (no unit files: boot completes
+//!   at once), and ctrl-alt-delete reboots in order. units.rs covers
+//!   stage 2 with units.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use qemu_tests::BuiltImage;
+use qemu_tests::guest_root::{Guest, GuestRoot, after, expect, expect_exit, refute};
 use qemu_tests::image::{ImageBuilder, RootFs, VerityTool};
-use qemu_tests::qemu::{KERNEL_FLAG_CONSOLE, KERNEL_FLAG_DEVKMSG, KERNEL_FLAG_PANIC};
-use qemu_tests::{BuiltImage, DiskImage, Vm, VmConfig};
-use tempfile::TempDir;
 
 /// Kernel start to the probe's output or liftoff's failure action: a few
 /// seconds of guest time, with a wide margin for TCG on a loaded machine.
 const BOOT: Duration = Duration::from_secs(120);
 /// From the failure action or the probe's poweroff to QEMU's exit.
 const SHUTDOWN: Duration = Duration::from_secs(60);
-/// The modules the initramfs carries (dependencies come along): virtio
-/// over PCI for the disk, dm-verity (with dm-mod, dm-bufio), erofs.
-const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-verity", "erofs"];
-/// Guest kernel flag: do not wait the default 5 s before the failure
-/// action; the scenarios read the console, not a person.
-const FLAG_NO_DELAY: &str = "liftoff.failure_delay=0";
 /// The stage 2 the root holds.
 const PROBE: &str = "/sbin/probe";
 
@@ -65,97 +60,29 @@ echo "PROBE done"
 /bin/busybox poweroff -f
 "#;
 
-/// The static liftoff under test (`cargo xtask test` builds it).
-fn liftoff_bin() -> PathBuf {
-    qemu_tests::scenario::liftoff_bin().expect(qemu_tests::scenario::MISSING_LIFTOFF_BIN)
-}
-
-/// A guest's files: the disk image, the initramfs and the kernel.
-struct Setup {
-    dir: TempDir,
-    image: BuiltImage,
-    initrd: PathBuf,
-    vmlinuz: PathBuf,
-}
-
-fn write_executable(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).expect("write staging file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn setup() -> Setup {
+/// The root: busybox, the probe as `init=`, liftoff as `/sbin/init`.
+fn setup() -> Guest {
     setup_with(|b| b, &[])
 }
 
 /// [`setup`] with the image builder adjusted and more modules in the
 /// initramfs.
-fn setup_with(image: impl FnOnce(ImageBuilder) -> ImageBuilder, modules: &[&str]) -> Setup {
-    let kernel = qemu_tests::fetch_kernel(&qemu_tests::cache_dir())
-        .expect("kernel (cargo xtask test fetches it)");
-    let dir = tempfile::Builder::new()
-        .prefix("liftoff-qemu-")
-        .tempdir()
-        .expect("tempdir");
-
-    // The root: busybox, the probe, and the mount points switch_root moves
-    // the API filesystems to (an erofs root cannot grow them at boot).
-    let staging = dir.path().join("staging");
-    for sub in ["bin", "sbin", "dev", "proc", "sys", "run"] {
-        fs::create_dir_all(staging.join(sub)).expect("staging dirs");
-    }
-    let busybox = fs::read(qemu_tests::guest::DEFAULT_BUSYBOX)
-        .expect("busybox (Debian's busybox-static) at /bin/busybox");
-    write_executable(&staging.join("bin/busybox"), &busybox);
-    write_executable(
-        &staging.join(PROBE.trim_start_matches('/')),
-        PROBE_SCRIPT.as_bytes(),
-    );
-    // liftoff itself as the root's /sbin/init, as on a real image: booted
-    // with `init=/sbin/init` it continues as stage 2.
-    let liftoff = fs::read(liftoff_bin()).expect("read LIFTOFF_BIN");
-    write_executable(&staging.join("sbin/init"), &liftoff);
-    let image = image(DiskImage::builder(&staging))
-        .build(&dir.path().join("disk.img"))
-        .expect("build the disk image");
-
-    let initrd = dir.path().join("initrd.img");
-    let modules: Vec<&str> = MODULES.iter().chain(modules).copied().collect();
-    qemu_tests::scenario::build_initramfs(&liftoff_bin(), &kernel.modules_dir, &modules, &initrd)
-        .expect("liftoff initramfs");
-    Setup {
-        dir,
-        image,
-        initrd,
-        vmlinuz: kernel.vmlinuz,
-    }
+fn setup_with(
+    image: impl FnOnce(ImageBuilder) -> ImageBuilder + 'static,
+    modules: &[&str],
+) -> Guest {
+    GuestRoot::new()
+        .script(PROBE, PROBE_SCRIPT)
+        .init(PROBE)
+        .modules(modules)
+        .image(image)
+        .build()
+        .expect("build the guest")
 }
 
-impl Setup {
-    fn boot(&self, cmdline: &str) -> Vm {
-        let mut config = VmConfig::new(&self.vmlinuz, &self.initrd);
-        config.append = format!(
-            "{KERNEL_FLAG_CONSOLE} {KERNEL_FLAG_PANIC} {KERNEL_FLAG_DEVKMSG} init={PROBE} {cmdline} {FLAG_NO_DELAY}"
-        );
-        config.disks = vec![self.image.path.clone()];
-        // TCG's default qemu64 CPU: no SSE4.2, so crc32c_intel (one of the
-        // providers erofs's `softdep=pre: crc32c` plans) refuses with
-        // ENODEV. It is optional, so the boot goes on with crc32c_generic.
-        config.run_dir = Some(self.dir.path().to_owned());
-        config.timeout = Duration::from_secs(180);
-        Vm::start(&config).expect("start QEMU")
-    }
-}
-
-fn expect(vm: &Vm, pattern: &str, within: Duration) {
-    if let Err(e) = vm.wait_for(pattern, within) {
-        panic!("{e}\n--- console ---\n{}", vm.console());
-    }
-}
-
-fn expect_exit(vm: &mut Vm) {
-    if let Err(e) = vm.wait_exit(SHUTDOWN) {
-        panic!("{e}\n--- console ---\n{}", vm.console());
-    }
+/// Boots with `cmdline` naming the root.
+fn boot(setup: &Guest, cmdline: &str) -> qemu_tests::Vm {
+    setup.boot_cmdline(cmdline, "boot").expect("start QEMU")
 }
 
 /// `"phase": "<phase>"` … `"boottime_us": <n>` in the record's JSON.
@@ -182,8 +109,8 @@ fn flipped(cmdline: &str) -> String {
 /// Boots `cmdline`, which stage 1 must refuse: liftoff's fatal line holds
 /// every one of `needles`, the failure action reboots, and the probe never
 /// runs. Returns the console.
-fn expect_stage1_failure(setup: &Setup, cmdline: &str, needles: &[&str]) -> String {
-    let mut vm = setup.boot(cmdline);
+fn expect_stage1_failure(setup: &Guest, cmdline: &str, needles: &[&str]) -> String {
+    let mut vm = boot(setup, cmdline);
     expect(&vm, "failure action: reboot in 0s", BOOT);
     let console = vm.console();
     assert!(
@@ -194,7 +121,7 @@ fn expect_stage1_failure(setup: &Setup, cmdline: &str, needles: &[&str]) -> Stri
         "no stage 1 failure with {needles:?} from liftoff:\n{console}"
     );
     expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
+    expect_exit(&mut vm, SHUTDOWN);
     let console = vm.console();
     assert!(!console.contains("PROBE"), "the probe ran:\n{console}");
     console
@@ -204,7 +131,7 @@ fn expect_stage1_failure(setup: &Setup, cmdline: &str, needles: &[&str]) -> Stri
 #[ignore = "boots QEMU: run by cargo xtask test"]
 fn roothash_boots_the_verity_root_and_runs_init() {
     let setup = setup();
-    let mut vm = setup.boot(&setup.image.cmdline);
+    let mut vm = boot(&setup, &setup.image.cmdline);
     expect(&vm, "PROBE done", BOOT);
     let console = vm.console();
 
@@ -217,10 +144,8 @@ fn roothash_boots_the_verity_root_and_runs_init() {
         "no warning about the optional crc32c_intel:\n{console}"
     );
 
-    let root = console
-        .lines()
-        .find_map(|l| l.split_once("PROBE root=").map(|(_, r)| r.trim()))
-        .unwrap_or_else(|| panic!("no PROBE root line:\n{console}"));
+    let root =
+        after(&console, "PROBE root=").unwrap_or_else(|| panic!("no PROBE root line:\n{console}"));
     let mut words = root.split(' ');
     let (source, fstype, options) = (words.next(), words.next(), words.next());
     assert!(
@@ -231,9 +156,7 @@ fn roothash_boots_the_verity_root_and_runs_init() {
     let options = options.unwrap_or_default();
     assert!(options.split(',').any(|o| o == "ro"), "/ not ro: {root}");
 
-    let stamps = console
-        .lines()
-        .find_map(|l| l.split_once("PROBE stamps=").map(|(_, r)| r.trim()))
+    let stamps = after(&console, "PROBE stamps=")
         .unwrap_or_else(|| panic!("no PROBE stamps line:\n{console}"));
     let mut previous = 0;
     for phase in [
@@ -258,11 +181,9 @@ fn roothash_boots_the_verity_root_and_runs_init() {
     assert!(stamps.contains("\"fstype\": \"erofs\""), "{stamps}");
 
     expect(&vm, "reboot: Power down", SHUTDOWN);
-    expect_exit(&mut vm);
+    expect_exit(&mut vm, SHUTDOWN);
     let console = vm.console();
-    for refused in ["Kernel panic", "fatal:", "failure action"] {
-        assert!(!console.contains(refused), "{refused}:\n{console}");
-    }
+    refute(&console, &["Kernel panic", "fatal:", "failure action"]);
 }
 
 #[test]
@@ -293,17 +214,12 @@ fn wrong_roothash_on_the_real_hash_partition_is_refused_before_mapping() {
 
 /// Boots `cmdline` and checks that the probe ran with `/` on the dm
 /// device, read-only, as `fstype`, and that the guest powered off cleanly.
-fn expect_probe(setup: &Setup, cmdline: &str, fstype: &str) -> String {
-    let mut vm = setup.boot(cmdline);
+fn expect_probe(setup: &Guest, cmdline: &str, fstype: &str) -> String {
+    let mut vm = boot(setup, cmdline);
     expect(&vm, "PROBE done", BOOT);
     let console = vm.console();
-    let root = console
-        .lines()
-        .find_map(|l| {
-            l.split_once("PROBE root=")
-                .map(|(_, r)| r.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no PROBE root line:\n{console}"));
+    let root =
+        after(&console, "PROBE root=").unwrap_or_else(|| panic!("no PROBE root line:\n{console}"));
     let words: Vec<&str> = root.split(' ').collect();
     assert!(
         matches!(words.first(), Some(&("/dev/dm-0" | "/dev/mapper/root"))),
@@ -316,23 +232,16 @@ fn expect_probe(setup: &Setup, cmdline: &str, fstype: &str) -> String {
             .is_some_and(|o| o.split(',').any(|o| o == "ro")),
         "/ not ro: {root}"
     );
-    let stamps = console
-        .lines()
-        .find_map(|l| {
-            l.split_once("PROBE stamps=")
-                .map(|(_, r)| r.trim().to_owned())
-        })
+    let stamps = after(&console, "PROBE stamps=")
         .unwrap_or_else(|| panic!("no PROBE stamps line:\n{console}"));
     assert!(
         stamps.contains(&format!("\"fstype\": \"{fstype}\"")),
         "{stamps}"
     );
     expect(&vm, "reboot: Power down", SHUTDOWN);
-    expect_exit(&mut vm);
+    expect_exit(&mut vm, SHUTDOWN);
     let console = vm.console();
-    for refused in ["Kernel panic", "fatal:", "failure action"] {
-        assert!(!console.contains(refused), "{refused}:\n{console}");
-    }
+    refute(&console, &["Kernel panic", "fatal:", "failure action"]);
     console
 }
 
@@ -399,10 +308,10 @@ fn corrupted_root_block_restarts_before_init_runs() {
     let setup = setup();
     let flipped = corrupt_busybox(&setup.image);
     assert!(flipped > 100, "only {flipped} busybox blocks found");
-    let mut vm = setup.boot(&setup.image.cmdline);
+    let mut vm = boot(&setup, &setup.image.cmdline);
     expect(&vm, "is corrupted", BOOT);
     expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
+    expect_exit(&mut vm, SHUTDOWN);
     let console = vm.console();
     assert!(
         console
@@ -501,8 +410,9 @@ fn dm_mod_create_with_wrong_digest_is_refused_before_mapping() {
 fn liftoff_on_the_verified_root_continues_as_stage_2() {
     let setup = setup();
     // The later init= wins over the probe the harness names.
-    let mut vm = setup.boot(&format!("{} init=/sbin/init", setup.image.cmdline));
-    expect(&vm, "stage 2: no units to start yet; idling", BOOT);
+    let mut vm = boot(&setup, &format!("{} init=/sbin/init", setup.image.cmdline));
+    // A root without unit files: stage 2 has nothing to wait for.
+    expect(&vm, "boot complete at", BOOT);
     let console = vm.console();
     // The second liftoff found itself on the verified root, read stage 1's
     // record, and did not run stage 1 again.
@@ -519,6 +429,6 @@ fn liftoff_on_the_verified_root_continues_as_stage_2() {
     vm.send_ctrl_alt_del().expect("QMP send-key");
     expect(&vm, "liftoff: sending SIGTERM to all processes", SHUTDOWN);
     expect(&vm, "reboot: Restarting system", SHUTDOWN);
-    expect_exit(&mut vm);
+    expect_exit(&mut vm, SHUTDOWN);
     assert!(!vm.console().contains("Kernel panic"), "{}", vm.console());
 }

@@ -1,0 +1,629 @@
+//! A verified-root guest for the stage 1 and stage 2 scenarios: a staged
+//! root filesystem with liftoff as `/sbin/init`, built into a dm-verity
+//! disk image, plus an initramfs made by `liftoff initramfs` and Debian's
+//! kernel.
+//!
+//! [`GuestRoot`] collects what the root holds; [`GuestRoot::build`] writes
+//! it out in these steps:
+//!
+//! 1. a staging folder with the mount points every boot needs
+//!    ([`BASE_DIRS`]), a static busybox at `/bin/busybox`, liftoff at
+//!    `/sbin/init`, and the scenario's files, unit files
+//!    (`/etc/liftoff/units/NAME.toml`) and `mounts.toml` (whose targets get
+//!    a mount point each: an erofs root cannot grow them at boot);
+//! 2. optionally the host's `mkfs.ext4` with every library `ldd` names and
+//!    the loader, so that stage 1 can format a blank persistent volume;
+//! 3. the disk image ([`DiskImage`], adjusted by [`GuestRoot::image`]);
+//! 4. the initramfs, liftoff as `/init` with [`BASE_MODULES`] and the
+//!    scenario's extra modules.
+//!
+//! [`Guest::boot`] then starts QEMU with the image's `roothash=` and the
+//! flags in [`Guest::append`]; [`expect`] and [`expect_exit`] wait on the
+//! console and [`refute`] checks it, each failing with all of it.
+//!
+//! What it leaves out: busybox applet links (scripts call
+//! `/bin/busybox APPLET`), users and groups, networking.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::image::{BuiltImage, DiskImage, ImageBuilder, ImageError};
+use crate::kernel::{KernelError, fetch_kernel};
+use crate::paths::cache_dir;
+use crate::qemu::{
+    KERNEL_FLAG_CONSOLE, KERNEL_FLAG_DEVKMSG, KERNEL_FLAG_PANIC, QemuError, Vm, VmConfig,
+};
+use crate::scenario::{ScenarioError, build_initramfs, liftoff_bin};
+
+/// The modules every guest's initramfs carries (their dependencies come
+/// along): virtio over PCI for the disk, dm-verity (with dm-mod and
+/// dm-bufio) and erofs for the root.
+pub const BASE_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-verity", "erofs"];
+
+/// The root's folders every boot needs: busybox and liftoff live in `bin`
+/// and `sbin`; switch_root moves the API filesystems onto `dev`, `proc`,
+/// `sys` and `run`, which an erofs root cannot create at boot.
+pub const BASE_DIRS: &[&str] = &["bin", "sbin", "dev", "proc", "sys", "run"];
+
+/// Where liftoff goes on the root: booted with `init=/sbin/init` it
+/// continues as stage 2, as on a real image.
+pub const GUEST_LIFTOFF: &str = "/sbin/init";
+
+/// Where unit files go on the root.
+pub const UNITS_DIR: &str = "/etc/liftoff/units";
+
+/// Where the volumes file goes on the root.
+pub const MOUNTS_TOML: &str = "/etc/liftoff/mounts.toml";
+
+/// The host's mkfs.ext4 (e2fsprogs), copied with
+/// [`GuestRoot::with_mkfs_ext4`] to the same path on the root, where
+/// liftoff looks for it.
+pub const HOST_MKFS_EXT4: &str = "/sbin/mkfs.ext4";
+
+/// Guest kernel flag: no 5 s wait before liftoff's failure action; the
+/// scenarios read the console, not a person.
+pub const KERNEL_FLAG_NO_FAILURE_DELAY: &str = "liftoff.failure_delay=0";
+
+/// The default limit on one boot, start to QEMU's exit; see
+/// [`GuestRoot::run_timeout`].
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What failed while building a guest.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestRootError {
+    /// `LIFTOFF_BIN` is not set and no [`GuestRoot::liftoff`] was given.
+    #[error("{}", crate::scenario::MISSING_LIFTOFF_BIN)]
+    NoLiftoff,
+    /// The kernel could not be fetched or found in the cache.
+    #[error("cannot get the guest kernel (cargo xtask test fetches it)")]
+    Kernel(#[source] KernelError),
+    /// A file or folder could not be read or written.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done: "read", "write", "create".
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ldd` could not list mkfs.ext4's libraries.
+    #[error("`ldd {HOST_MKFS_EXT4}` failed: {output}")]
+    Ldd {
+        /// Its stderr, or why it could not run.
+        output: String,
+    },
+    /// The scenario's mounts.toml is not one liftoff would accept.
+    #[error("the scenario's mounts.toml is invalid")]
+    Mounts(#[source] mounts::volumes::VolumesError),
+    /// A staged path is not absolute or leaves the root.
+    #[error("guest path {path:?} must be absolute, without `..`")]
+    BadPath {
+        /// The path.
+        path: String,
+    },
+    /// The disk image could not be built.
+    #[error("cannot build the disk image")]
+    Image(#[source] ImageError),
+    /// `liftoff initramfs` failed.
+    #[error("cannot build the initramfs")]
+    Initramfs(#[source] ScenarioError),
+}
+
+/// One file for the root.
+#[derive(Debug, Clone)]
+struct StagedFile {
+    /// Absolute guest path.
+    path: String,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+/// Adjusts the image builder (erofs or ext4, which verity tool, …).
+type ImageFn = Box<dyn FnOnce(ImageBuilder) -> ImageBuilder>;
+
+/// What a guest's root holds and how it boots; see the module docs.
+pub struct GuestRoot {
+    liftoff: Option<PathBuf>,
+    busybox: PathBuf,
+    init: String,
+    files: Vec<StagedFile>,
+    dirs: Vec<String>,
+    mounts_toml: Option<String>,
+    mkfs_ext4: bool,
+    modules: Vec<String>,
+    image: Option<ImageFn>,
+    run_timeout: Duration,
+}
+
+impl fmt::Debug for GuestRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestRoot")
+            .field("liftoff", &self.liftoff)
+            .field("busybox", &self.busybox)
+            .field("init", &self.init)
+            .field(
+                "files",
+                &self.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            )
+            .field("dirs", &self.dirs)
+            .field("mounts_toml", &self.mounts_toml.is_some())
+            .field("mkfs_ext4", &self.mkfs_ext4)
+            .field("modules", &self.modules)
+            .field("image", &self.image.is_some())
+            .field("run_timeout", &self.run_timeout)
+            .finish()
+    }
+}
+
+impl Default for GuestRoot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GuestRoot {
+    /// A root with busybox and liftoff (from `LIFTOFF_BIN`) only, booting
+    /// `init=/sbin/init` (liftoff's stage 2), on a default [`DiskImage`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            liftoff: None,
+            busybox: PathBuf::from(crate::guest::DEFAULT_BUSYBOX),
+            init: GUEST_LIFTOFF.to_owned(),
+            files: Vec::new(),
+            dirs: Vec::new(),
+            mounts_toml: None,
+            mkfs_ext4: false,
+            modules: Vec::new(),
+            image: None,
+            run_timeout: DEFAULT_RUN_TIMEOUT,
+        }
+    }
+
+    /// The static liftoff to stage (as `/sbin/init`) and to build the
+    /// initramfs with; `LIFTOFF_BIN` by default.
+    #[must_use]
+    pub fn liftoff(mut self, host: impl Into<PathBuf>) -> Self {
+        self.liftoff = Some(host.into());
+        self
+    }
+
+    /// What `init=` names: the program stage 1 executes on the new root.
+    /// [`GUEST_LIFTOFF`] (stage 2) by default; a probe script for stage 1
+    /// scenarios.
+    #[must_use]
+    pub fn init(mut self, guest_path: impl Into<String>) -> Self {
+        self.init = guest_path.into();
+        self
+    }
+
+    /// A file at `guest_path` (absolute) with `mode`; its folders are
+    /// created.
+    #[must_use]
+    pub fn file(
+        mut self,
+        guest_path: impl Into<String>,
+        bytes: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Self {
+        self.files.push(StagedFile {
+            path: guest_path.into(),
+            bytes: bytes.into(),
+            mode,
+        });
+        self
+    }
+
+    /// An executable (0755) script at `guest_path`.
+    #[must_use]
+    pub fn script(self, guest_path: impl Into<String>, text: &str) -> Self {
+        self.file(guest_path, text, 0o755)
+    }
+
+    /// A unit file, `/etc/liftoff/units/NAME.toml`, holding `toml`.
+    #[must_use]
+    pub fn unit(self, name: &str, toml: &str) -> Self {
+        self.file(format!("{UNITS_DIR}/{name}.toml"), toml, 0o644)
+    }
+
+    /// An empty folder at `guest_path`, for a mount point.
+    #[must_use]
+    pub fn dir(mut self, guest_path: impl Into<String>) -> Self {
+        self.dirs.push(guest_path.into());
+        self
+    }
+
+    /// `/etc/liftoff/mounts.toml`; [`GuestRoot::build`] checks it with
+    /// liftoff's own parser and creates each volume's mount point.
+    #[must_use]
+    pub fn mounts_toml(mut self, text: &str) -> Self {
+        self.mounts_toml = Some(text.to_owned());
+        self
+    }
+
+    /// Stages the host's `mkfs.ext4` with its libraries and loader, for
+    /// persistent volumes on a blank partition.
+    #[must_use]
+    pub fn with_mkfs_ext4(mut self) -> Self {
+        self.mkfs_ext4 = true;
+        self
+    }
+
+    /// Modules the initramfs carries besides [`BASE_MODULES`] (`ext4`,
+    /// `overlay`).
+    #[must_use]
+    pub fn modules(mut self, names: &[&str]) -> Self {
+        self.modules.extend(names.iter().map(|&n| n.to_owned()));
+        self
+    }
+
+    /// Adjusts the disk image: `.image(|b| b.root_fs(RootFs::Ext4))`.
+    /// A later call replaces an earlier one.
+    #[must_use]
+    pub fn image(mut self, adjust: impl FnOnce(ImageBuilder) -> ImageBuilder + 'static) -> Self {
+        self.image = Some(Box::new(adjust));
+        self
+    }
+
+    /// The limit on each boot, from QEMU's start to its exit
+    /// ([`DEFAULT_RUN_TIMEOUT`] unless set).
+    #[must_use]
+    pub fn run_timeout(mut self, timeout: Duration) -> Self {
+        self.run_timeout = timeout;
+        self
+    }
+
+    /// Stages the root, builds the disk image and the initramfs in a new
+    /// temporary folder (removed with the [`Guest`]), and finds the kernel.
+    ///
+    /// # Errors
+    /// See [`GuestRootError`].
+    pub fn build(self) -> Result<Guest, GuestRootError> {
+        let liftoff = match self.liftoff {
+            Some(path) => path,
+            None => liftoff_bin().ok_or(GuestRootError::NoLiftoff)?,
+        };
+        let kernel = fetch_kernel(&cache_dir()).map_err(GuestRootError::Kernel)?;
+        let dir = tempfile::Builder::new()
+            .prefix("liftoff-qemu-")
+            .tempdir()
+            .map_err(io_error("create", std::env::temp_dir()))?;
+
+        // 1. The root's folders, busybox, liftoff and the scenario's files.
+        let staging = dir.path().join("staging");
+        let mut dirs: Vec<String> = BASE_DIRS.iter().map(|d| format!("/{d}")).collect();
+        dirs.extend(self.dirs);
+        let mut files = self.files;
+        if let Some(text) = &self.mounts_toml {
+            let volumes = mounts::volumes::parse(Path::new(MOUNTS_TOML), text)
+                .map_err(GuestRootError::Mounts)?;
+            dirs.extend(
+                volumes
+                    .iter()
+                    .map(|v| v.target().to_string_lossy().into_owned()),
+            );
+            files.push(StagedFile {
+                path: MOUNTS_TOML.to_owned(),
+                bytes: text.clone().into_bytes(),
+                mode: 0o644,
+            });
+        }
+        for guest in &dirs {
+            let path = under(&staging, guest)?;
+            fs::create_dir_all(&path).map_err(io_error("create", &path))?;
+        }
+        let busybox = fs::read(&self.busybox).map_err(io_error("read", &self.busybox))?;
+        write_file(&staging, crate::guest::GUEST_BUSYBOX, &busybox, 0o755)?;
+        let liftoff_bytes = fs::read(&liftoff).map_err(io_error("read", &liftoff))?;
+        write_file(&staging, GUEST_LIFTOFF, &liftoff_bytes, 0o755)?;
+        for file in &files {
+            write_file(&staging, &file.path, &file.bytes, file.mode)?;
+        }
+
+        // 2. mkfs.ext4 and what it links against.
+        if self.mkfs_ext4 {
+            stage_mkfs_ext4(&staging)?;
+        }
+
+        // 3. The disk image.
+        let mut image = DiskImage::builder(&staging);
+        if let Some(adjust) = self.image {
+            image = adjust(image);
+        }
+        let image = image
+            .build(&dir.path().join("disk.img"))
+            .map_err(GuestRootError::Image)?;
+
+        // 4. The initramfs.
+        let initrd = dir.path().join("initrd.img");
+        let modules: Vec<&str> = BASE_MODULES
+            .iter()
+            .copied()
+            .chain(self.modules.iter().map(String::as_str))
+            .collect();
+        build_initramfs(&liftoff, &kernel.modules_dir, &modules, &initrd)
+            .map_err(GuestRootError::Initramfs)?;
+
+        Ok(Guest {
+            dir,
+            image,
+            initrd,
+            vmlinuz: kernel.vmlinuz,
+            init: self.init,
+            run_timeout: self.run_timeout,
+        })
+    }
+}
+
+/// A built guest: its disk image, initramfs and kernel, in a temporary
+/// folder that lives as long as it does. Each boot reuses the same image
+/// file, so what one boot writes to DATA the next one sees.
+#[derive(Debug)]
+pub struct Guest {
+    dir: TempDir,
+    /// The disk image (root, hash tree, blank DATA).
+    pub image: BuiltImage,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The kernel.
+    pub vmlinuz: PathBuf,
+    init: String,
+    run_timeout: Duration,
+}
+
+impl Guest {
+    /// The guest's folder (the image, the initramfs, one folder per run).
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The kernel command line for a boot whose root is named by
+    /// `root_cmdline`: the harness's flags (`console=ttyS0 panic=-1
+    /// printk.devkmsg=on`, see [`crate::qemu`]), `init=`, `root_cmdline`,
+    /// and [`KERNEL_FLAG_NO_FAILURE_DELAY`] last. A later `init=` in
+    /// `root_cmdline` wins over the builder's.
+    #[must_use]
+    pub fn append(&self, root_cmdline: &str) -> String {
+        format!(
+            "{KERNEL_FLAG_CONSOLE} {KERNEL_FLAG_PANIC} {KERNEL_FLAG_DEVKMSG} init={} {root_cmdline} {KERNEL_FLAG_NO_FAILURE_DELAY}",
+            self.init
+        )
+    }
+
+    /// The QEMU configuration for [`Guest::boot_cmdline`].
+    #[must_use]
+    pub fn config(&self, root_cmdline: &str, run: &str) -> VmConfig {
+        let mut config = VmConfig::new(&self.vmlinuz, &self.initrd);
+        config.append = self.append(root_cmdline);
+        config.disks = vec![self.image.path.clone()];
+        // TCG's default qemu64 CPU: no SSE4.2, so crc32c_intel (one of the
+        // providers erofs's `softdep=pre: crc32c` plans) refuses with
+        // ENODEV. It is optional, so the boot goes on with crc32c_generic.
+        config.run_dir = Some(self.dir.path().join(run));
+        config.timeout = self.run_timeout;
+        config
+    }
+
+    /// Boots the image by its own `roothash=` with `extra` kernel flags;
+    /// `run` names the folder for this boot's console log.
+    ///
+    /// # Errors
+    /// QEMU could not be started.
+    pub fn boot(&self, extra: &str, run: &str) -> Result<Vm, QemuError> {
+        self.boot_cmdline(&format!("{} {extra}", self.image.cmdline), run)
+    }
+
+    /// Boots with `root_cmdline` in place of the image's `roothash=` (a
+    /// wrong hash, `systemd.verity_*` keys, `dm-mod.create=`).
+    ///
+    /// # Errors
+    /// QEMU could not be started.
+    pub fn boot_cmdline(&self, root_cmdline: &str, run: &str) -> Result<Vm, QemuError> {
+        Vm::start(&self.config(root_cmdline, run))
+    }
+}
+
+/// Waits until the console shows `pattern`.
+///
+/// # Panics
+/// When it does not within `within` (or QEMU exits first), with the run's
+/// folder and the whole console in the message: this is a test assertion.
+pub fn expect(vm: &Vm, pattern: &str, within: Duration) {
+    if let Err(e) = vm.wait_for(pattern, within) {
+        fail(vm, &e);
+    }
+}
+
+/// Waits until QEMU exits (the guest powered off, rebooted or panicked).
+///
+/// # Panics
+/// When it does not within `within` (QEMU is then killed), with the whole
+/// console in the message.
+pub fn expect_exit(vm: &mut Vm, within: Duration) -> ExitStatus {
+    match vm.wait_exit(within) {
+        Ok(status) => status,
+        Err(e) => fail(vm, &e),
+    }
+}
+
+/// Fails if `console` shows any of `patterns`.
+///
+/// # Panics
+/// On the first pattern found, with the whole console: a test assertion.
+pub fn refute(console: &str, patterns: &[&str]) {
+    for pattern in patterns {
+        assert!(
+            !console.contains(pattern),
+            "unexpected {pattern:?} on the console:\n{console}"
+        );
+    }
+}
+
+/// The rest of the first console line that contains `marker`, trimmed:
+/// `after(console, "PROBE root=")`.
+#[must_use]
+pub fn after<'a>(console: &'a str, marker: &str) -> Option<&'a str> {
+    console
+        .lines()
+        .find_map(|l| l.split_once(marker).map(|(_, rest)| rest.trim()))
+}
+
+/// Whether a console line ends with `line` (serial lines end in `\r`).
+#[must_use]
+pub fn has_line(console: &str, line: &str) -> bool {
+    console.lines().any(|l| l.trim_end().ends_with(line))
+}
+
+fn fail(vm: &Vm, error: &QemuError) -> ! {
+    panic!(
+        "{}: {error}\n--- console ---\n{}",
+        vm.run_dir().display(),
+        vm.console()
+    )
+}
+
+fn io_error(
+    action: &'static str,
+    path: impl AsRef<Path>,
+) -> impl FnOnce(std::io::Error) -> GuestRootError {
+    let path = path.as_ref().to_owned();
+    move |source| GuestRootError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// `guest` (absolute, no `..`) under `staging`.
+fn under(staging: &Path, guest: &str) -> Result<PathBuf, GuestRootError> {
+    let relative = Path::new(guest)
+        .strip_prefix("/")
+        .map_err(|_| GuestRootError::BadPath {
+            path: guest.to_owned(),
+        })?;
+    if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(GuestRootError::BadPath {
+            path: guest.to_owned(),
+        });
+    }
+    Ok(staging.join(relative))
+}
+
+fn write_file(staging: &Path, guest: &str, bytes: &[u8], mode: u32) -> Result<(), GuestRootError> {
+    let path = under(staging, guest)?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+    }
+    fs::write(&path, bytes).map_err(io_error("write", &path))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_error("chmod", &path))
+}
+
+/// Copies the host's mkfs.ext4 and every library `ldd` names (and the
+/// loader) to the same paths on the root: liftoff runs it through the
+/// root's own loader.
+fn stage_mkfs_ext4(staging: &Path) -> Result<(), GuestRootError> {
+    let mkfs = fs::read(HOST_MKFS_EXT4).map_err(io_error("read", HOST_MKFS_EXT4))?;
+    write_file(staging, HOST_MKFS_EXT4, &mkfs, 0o755)?;
+    let output = Command::new("ldd")
+        .arg(HOST_MKFS_EXT4)
+        .output()
+        .map_err(|e| GuestRootError::Ldd {
+            output: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(GuestRootError::Ldd {
+            output: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    for path in ldd_paths(&String::from_utf8_lossy(&output.stdout)) {
+        let bytes = fs::read(path).map_err(io_error("read", path))?;
+        write_file(staging, path, &bytes, 0o755)?;
+    }
+    Ok(())
+}
+
+/// The files `ldd` output names: `libc.so.6 => /lib/…/libc.so.6 (0x…)` or
+/// `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vdso has no file.
+fn ldd_paths(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|line| match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        })
+        .filter(|p| p.starts_with('/'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_paths_skip_the_vdso() {
+        let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibext2fs.so.2 => /lib/x86_64-linux-gnu/libext2fs.so.2 (0x00007f)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            ldd_paths(output),
+            [
+                "/lib/x86_64-linux-gnu/libext2fs.so.2",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
+
+    #[test]
+    fn guest_paths_stay_under_the_staging_folder() {
+        let staging = Path::new("/s");
+        for (name, guest, ok) in [
+            ("absolute", "/etc/liftoff/units/a.toml", true),
+            ("relative", "etc/a", false),
+            ("dot-dot", "/etc/../../a", false),
+            ("root itself", "/", true),
+        ] {
+            assert_eq!(under(staging, guest).is_ok(), ok, "{name}");
+        }
+        assert_eq!(
+            under(staging, "/sbin/init").unwrap(),
+            Path::new("/s/sbin/init")
+        );
+    }
+
+    #[test]
+    fn the_command_line_ends_with_the_no_delay_flag() {
+        let guest = Guest {
+            dir: tempfile::tempdir().unwrap(),
+            image: BuiltImage {
+                path: PathBuf::from("/d.img"),
+                size: 0,
+                root_fs: crate::RootFs::Erofs,
+                root_hash: String::new(),
+                data_partuuid: mounts::devices::gpt::Guid([0; 16]),
+                verity_partuuid: mounts::devices::gpt::Guid([0; 16]),
+                data_label: "DATA",
+                partitions: Vec::new(),
+                cmdline: "roothash=ab".to_owned(),
+            },
+            initrd: PathBuf::from("/i"),
+            vmlinuz: PathBuf::from("/k"),
+            init: "/sbin/probe".to_owned(),
+            run_timeout: DEFAULT_RUN_TIMEOUT,
+        };
+        assert_eq!(
+            guest.config("roothash=ab x=1", "boot").append,
+            "console=ttyS0 panic=-1 printk.devkmsg=on init=/sbin/probe roothash=ab x=1 liftoff.failure_delay=0"
+        );
+    }
+}
