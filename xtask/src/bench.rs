@@ -30,7 +30,7 @@ const SALT: &str = "5f1a8c3e9b2d4f6071829a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d
 const UUID: &str = "7d8e0c4a-3b1f-4e2a-9c5d-6f7a8b9c0d1e";
 
 /// Options of `cargo xtask bench verity`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Runs per tool.
     pub runs: usize,
@@ -44,8 +44,54 @@ impl Default for Options {
     }
 }
 
-/// Parses `[verity] [--runs N] [--mib N]`.
-pub fn parse(args: &[String]) -> Result<Options, XtaskError> {
+/// Which benchmarks `cargo xtask bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// `verity`: the hash-tree build against veritysetup.
+    pub verity: Option<Options>,
+    /// `units`: the service manager's memory, restart latency, 1000 units.
+    pub units: Option<crate::bench_units::Options>,
+}
+
+/// Parses `[verity | units] [--runs N] [--mib N]`: no name runs both;
+/// `--runs` defaults to 5 for verity and 3 for units.
+pub fn parse(args: &[String]) -> Result<Selection, XtaskError> {
+    let (mut verity, mut units) = (false, false);
+    let mut rest = Vec::new();
+    for arg in args {
+        match arg.as_str() {
+            "verity" => verity = true,
+            "units" => units = true,
+            _ => rest.push(arg.clone()),
+        }
+    }
+    if !verity && !units {
+        (verity, units) = (true, true);
+    }
+    let options = parse_options(&rest)?;
+    let runs_given = rest.iter().any(|a| a == "--runs");
+    Ok(Selection {
+        verity: verity.then_some(options),
+        units: units.then_some(crate::bench_units::Options {
+            runs: if runs_given { options.runs } else { 3 },
+        }),
+    })
+}
+
+/// Runs what `selection` names: units first (a few minutes of QEMU), then
+/// verity.
+pub fn run_selected(selection: Selection) -> Result<(), XtaskError> {
+    if let Some(options) = selection.units {
+        crate::bench_units::run(options)?;
+    }
+    if let Some(options) = selection.verity {
+        run(options)?;
+    }
+    Ok(())
+}
+
+/// Parses `[--runs N] [--mib N]`.
+fn parse_options(args: &[String]) -> Result<Options, XtaskError> {
     let mut options = Options::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -56,7 +102,6 @@ pub fn parse(args: &[String]) -> Result<Options, XtaskError> {
                 .ok_or_else(|| XtaskError::Usage(format!("{name} takes a positive whole number")))
         };
         match arg.as_str() {
-            "verity" => {}
             "--runs" => options.runs = usize::try_from(number("--runs")?).unwrap_or(usize::MAX),
             "--mib" => options.mib = number("--mib")?,
             other => {
@@ -297,7 +342,8 @@ fn warm(path: &Path) -> Result<(), XtaskError> {
     Ok(())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median (NaN for no values).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -334,8 +380,15 @@ mod tests {
             "64".into(),
         ])
         .unwrap();
-        assert_eq!((o.runs, o.mib), (3, 64));
+        let verity = o.verity.unwrap();
+        assert_eq!((verity.runs, verity.mib), (3, 64));
+        assert!(o.units.is_none());
         assert!(parse(&["--runs".into(), "0".into()]).is_err());
         assert!(parse(&["--frobnicate".into()]).is_err());
+        let units = parse(&["units".into()]).unwrap();
+        assert_eq!(units.units.map(|u| u.runs), Some(3));
+        assert!(units.verity.is_none());
+        let both = parse(&[]).unwrap();
+        assert!(both.units.is_some() && both.verity.is_some());
     }
 }

@@ -5,11 +5,14 @@
 //! * `test`: every check CI runs: fmt, clippy, docs, then every test
 //!   (host, veritysetup comparisons, QEMU scenarios) against a freshly
 //!   built static binary;
-//! * `bench verity`: liftoff's hash-tree build against veritysetup's.
+//! * `bench verity`: liftoff's hash-tree build against veritysetup's;
+//! * `bench units`: the service manager's memory, restart latency and
+//!   time to start 1000 units, in QEMU.
 //!
 //! Both install what they need first ([`deps`]).
 
 mod bench;
+mod bench_units;
 mod build;
 mod cmd;
 mod demo;
@@ -62,7 +65,7 @@ pub enum XtaskError {
     #[error("cannot build the initramfs")]
     Initramfs(#[source] qemu_tests::InitramfsError),
     /// QEMU failed.
-    #[error("the demo VM failed")]
+    #[error("the QEMU guest failed")]
     Qemu(#[source] qemu_tests::QemuError),
     /// A file could not be read or written.
     #[error("cannot access {path}")]
@@ -73,11 +76,16 @@ pub enum XtaskError {
         #[source]
         source: std::io::Error,
     },
+    /// A guest (verified root, disk image, initramfs) could not be built.
+    #[error("cannot build the guest")]
+    Guest(#[source] qemu_tests::guest_root::GuestRootError),
     /// A benchmark failed or missed its target.
     #[error("benchmark: {0}")]
     Bench(String),
     /// The command line was not understood.
-    #[error("{0}\n\nusage: cargo xtask <demo | test | bench [verity] [--runs N] [--mib N]>")]
+    #[error(
+        "{0}\n\nusage: cargo xtask <demo | test | bench [verity | units] [--runs N] [--mib N]>"
+    )]
     Usage(String),
 }
 
@@ -107,7 +115,7 @@ fn run() -> Result<(), XtaskError> {
     match task.as_deref() {
         Some("demo") => demo::run(),
         Some("test") => test::run(),
-        Some("bench") => bench::run(bench::parse(&rest)?),
+        Some("bench") => bench::run_selected(bench::parse(&rest)?),
         Some(other) => Err(XtaskError::Usage(format!("unknown task {other:?}"))),
         None => Err(XtaskError::Usage("missing task".into())),
     }
