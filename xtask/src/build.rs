@@ -35,11 +35,12 @@ pub fn static_liftoff() -> Result<PathBuf, XtaskError> {
             "--target",
             TARGET,
         ]))?;
-    let path = workspace_root()
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join("liftoff");
+    // Where cargo put it: CARGO_TARGET_DIR (relative to the workspace, as
+    // cargo reads it) when set, `target/` otherwise.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target_dir.join(TARGET).join("release").join("liftoff");
     qemu_tests::ensure_static(&path).map_err(XtaskError::NotStatic)?;
     Ok(path)
 }
