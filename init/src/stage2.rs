@@ -85,7 +85,7 @@ enum Source {
         /// `NAME[PID]`, the tag its lines get in the kernel log.
         tag: String,
         pipe: fs::File,
-        partial: Vec<u8>,
+        lines: LineBuffer,
     },
 }
 
@@ -285,8 +285,8 @@ impl Services {
                     }
                 }
             }
-            Some(Source::Output { tag, pipe, partial }) => {
-                close = forward_output(tag, pipe, partial);
+            Some(Source::Output { tag, pipe, lines }) => {
+                close = forward_output(tag, pipe, lines);
             }
             None => {}
         }
@@ -451,7 +451,7 @@ impl Services {
         let source = Source::Output {
             tag,
             pipe: fs::File::from(pipe),
-            partial: Vec::new(),
+            lines: LineBuffer::default(),
         };
         if let Err(e) = self.register(source, epoll) {
             warn!("{e}");
@@ -543,32 +543,137 @@ fn unit_times(status: &UnitStatus) -> UnitTimes {
 }
 
 /// Reads what the pipe holds and logs every complete line; returns whether
-/// the pipe is finished (EOF or an error).
-fn forward_output(tag: &str, pipe: &mut fs::File, partial: &mut Vec<u8>) -> bool {
+/// the pipe is finished (EOF or an error). At most [`READS_PER_EVENT`]
+/// reads: a unit that writes without pause must not hold the loop (epoll
+/// reports the pipe again).
+fn forward_output(tag: &str, pipe: &mut fs::File, lines: &mut LineBuffer) -> bool {
     let mut buf = [0u8; 4096];
-    loop {
+    let log = |out: Vec<String>| {
+        for line in out {
+            crate::logger::unit_output(tag, &line);
+        }
+    };
+    for _ in 0..READS_PER_EVENT {
         match pipe.read(&mut buf) {
             Ok(0) => {
-                if !partial.is_empty() {
-                    crate::logger::unit_output(tag, &String::from_utf8_lossy(partial));
-                    partial.clear();
-                }
+                log(lines.finish());
                 return true;
             }
-            Ok(n) => {
-                partial.extend_from_slice(&buf[..n]);
-                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=end).collect();
-                    crate::logger::unit_output(tag, &String::from_utf8_lossy(&line[..end]));
-                }
-                if partial.len() > LINE_MAX {
-                    crate::logger::unit_output(tag, &String::from_utf8_lossy(partial));
-                    partial.clear();
-                }
-            }
+            Ok(n) => log(lines.push(&buf[..n], boottime())),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return true,
+            Err(_) => {
+                log(lines.finish());
+                return true;
+            }
         }
+    }
+    false
+}
+
+/// Reads per readiness event of an output pipe.
+const READS_PER_EVENT: usize = 16;
+/// Lines of one output stream forwarded per [`LINE_WINDOW`]; the rest of
+/// the window's lines are dropped and counted. The kernel's own kmsg rate
+/// limit is lifted for PID 1, so this is what keeps a chatty unit from
+/// flooding the log and the console.
+const LINES_PER_WINDOW: u32 = 200;
+/// The window of [`LINES_PER_WINDOW`].
+const LINE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Splits a unit's output into lines and rate-limits them.
+#[derive(Debug, Default)]
+struct LineBuffer {
+    partial: Vec<u8>,
+    window_start: Duration,
+    in_window: u32,
+    dropped: u32,
+}
+
+impl LineBuffer {
+    /// Takes `bytes` read at `now`; returns the lines to log.
+    fn push(&mut self, bytes: &[u8], now: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            self.admit(&line[..end], now, &mut out);
+        }
+        if self.partial.len() > LINE_MAX {
+            let line = std::mem::take(&mut self.partial);
+            self.admit(&line, now, &mut out);
+        }
+        out
+    }
+
+    /// The stream ended: what is left, and the count of dropped lines.
+    fn finish(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.partial.is_empty() {
+            out.push(String::from_utf8_lossy(&self.partial).into_owned());
+            self.partial.clear();
+        }
+        self.report_dropped(&mut out);
+        out
+    }
+
+    fn admit(&mut self, line: &[u8], now: Duration, out: &mut Vec<String>) {
+        if now.saturating_sub(self.window_start) >= LINE_WINDOW {
+            self.report_dropped(out);
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        if self.in_window < LINES_PER_WINDOW {
+            self.in_window += 1;
+            out.push(String::from_utf8_lossy(line).into_owned());
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    fn report_dropped(&mut self, out: &mut Vec<String>) {
+        if self.dropped > 0 {
+            out.push(format!(
+                "({} lines dropped: more than {LINES_PER_WINDOW} in {}s)",
+                self.dropped,
+                LINE_WINDOW.as_secs()
+            ));
+            self.dropped = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_and_partial_ones_kept() {
+        let mut b = LineBuffer::default();
+        assert_eq!(b.push(b"one\ntw", Duration::ZERO), ["one"]);
+        assert_eq!(b.push(b"o\nthree", Duration::ZERO), ["two"]);
+        assert_eq!(b.finish(), ["three"]);
+        assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn an_endless_line_is_cut() {
+        let mut b = LineBuffer::default();
+        let long = vec![b'x'; LINE_MAX + 1];
+        let out = b.push(&long, Duration::ZERO);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), LINE_MAX + 1);
+    }
+
+    #[test]
+    fn a_flood_is_cut_to_the_window_and_counted() {
+        let mut b = LineBuffer::default();
+        let flood = "x\n".repeat(500);
+        let out = b.push(flood.as_bytes(), Duration::from_millis(10));
+        assert_eq!(out.len(), LINES_PER_WINDOW as usize);
+        // The next window reports the drop, then lets lines through again.
+        let out = b.push(b"after\n", Duration::from_millis(1500));
+        assert_eq!(out, ["(300 lines dropped: more than 200 in 1s)", "after"]);
+        assert!(b.finish().is_empty());
     }
 }
