@@ -18,6 +18,7 @@
 //! | [`capabilities_and_no_new_privileges_confine_a_unit`] | `confined` (`CAP_DAC_OVERRIDE` only, no_new_privileges) and `control` (neither) run `date -s` | confined: `NoNewPrivs: 1`, bounding set exactly `CAP_DAC_OVERRIDE` (no `CAP_SYS_TIME`), effective within it, `date -s` fails; control: all of it allowed, `date -s` succeeds |
 //! | [`ctl_poweroff_stops_a_writer_and_leaves_ext4_clean`] | `writer` appends 4 KiB records to `/local/data`, stop_timeout 10 s, finishes on SIGTERM; `stopper` runs `liftoff ctl poweroff` | the writer got SIGTERM and wrote `END`; the guest powers off without a failure action; on the host DATA is clean (no `needs_recovery`) and holds whole, numbered records then `END`; a second boot sees the same file and no journal recovery or orphan cleanup |
 //! | [`malformed_unit_file_is_reported_and_the_others_still_run`] | `bad.toml` with `restat` on line 3; `good` | the error names the file, line 3 and `restat`; `good` ran; `ctl status bad` exits 1 with unknown unit |
+//! | [`cgroups_output_and_kill_modes_then_ctrl_alt_delete_stops_in_reverse_order`] | `limited` (memory_max, pids_max, stdout kmsg); `delegated` (user nobody, delegate); `group` and `proc` (kill_mode process) each leave a child; `filed` (stdout to a file); `b` requires `a`; `checks` | the unit's own cgroup with the kernel showing its limits, pids.max enforced, nothing blocked or ignored and no stray descriptor in a child; the kmsg line tagged `limited[PID]`; nobody owns its delegated cgroup and makes a sub-cgroup; the file output; the boot record; stopping `group` kills its child, stopping `proc` leaves it; ctrl-alt-delete stops `b` before `a` and reboots |
 
 use std::process::Command;
 use std::time::Duration;
@@ -806,4 +807,207 @@ fn malformed_unit_file_is_reported_and_the_others_still_run() {
         "`liftoff ctl status bad` does not say unknown unit: {ctl}\n{console}"
     );
     refute(&vm.console(), &["failure action", "Kernel panic"]);
+}
+
+// ---------------------------------------------------------------------
+// 8. Cgroups, output, kill modes, and ctrl-alt-delete.
+
+/// In its own cgroup with limits: reports the cgroup, the limits, its
+/// signal mask and descriptors, one line on stdout (the kmsg pipe), then
+/// forks until pids.max stops it. After the limit is hit nothing here
+/// forks again: `read` and `echo` are shell builtins.
+const LIMITED_SH: &str = r#"cg=/sys/fs/cgroup/liftoff/limited
+probe "limited cgroup=$($B cat /proc/self/cgroup) memory.max=$($B cat $cg/memory.max) pids.max=$($B cat $cg/pids.max)"
+# A child's view (ash itself ignores SIGQUIT, as bash does; its children
+# get the disposition ash inherited from liftoff).
+$B grep -E '^Sig(Blk|Ign):' /proc/self/status | while read -r key value; do
+    probe "limited $key $value"
+done
+probe "limited fds=$($B ls /proc/self/fd | $B tr '\n' ' ')"
+echo "hello through the kmsg pipe"
+( i=0; while [ $i -lt 30 ]; do $B sleep 1000 & i=$((i + 1)); done ) 2> /dev/null
+read -r current < $cg/pids.current
+while read -r key value; do
+    [ "$key" = max ] && events=$value
+done < $cg/pids.events
+probe "limited pids.current=$current max-events=$events"
+exec $B sleep 1000
+"#;
+
+/// Runs as `nobody` in a delegated cgroup: may it make a sub-cgroup? Its
+/// lines go through the kmsg pipe (nobody cannot write /dev/kmsg itself).
+const DELEGATED_SH: &str = r#"cg=/sys/fs/cgroup/liftoff/delegated
+echo "PROBE delegated uid=$($B id -u) owner=$($B stat -c %u $cg/cgroup.procs)"
+if $B mkdir $cg/sub 2> /dev/null; then
+    echo "PROBE delegated mkdir=ok"
+else
+    echo "PROBE delegated mkdir=refused"
+fi
+exec $B sleep 1000
+"#;
+
+/// Leaves a child behind and becomes a long sleep: `$1` names the unit.
+const FORKER_SH: &str = r#"$B sleep 1000 &
+echo $! > /run/$1-child
+probe "$1 child=$!"
+exec $B sleep 1000
+"#;
+
+/// After boot: the file output, the boot record, then the two kill modes.
+const CHECKS_SH: &str = r#"while [ ! -e /run/liftoff/boot.json ]; do $B sleep 0.1; done
+probe "filed log=$($B cat /run/filed.log)"
+probe "record ready=$($B grep -c '"ready_us": [0-9]' /run/liftoff/boot.json)"
+g=$($B cat /run/group-child)
+p=$($B cat /run/proc-child)
+/sbin/init ctl stop group > /dev/null
+/sbin/init ctl stop proc > /dev/null
+$B sleep 2
+if $B kill -0 "$g" 2> /dev/null; then probe "group child alive"; else probe "group child gone"; fi
+if $B kill -0 "$p" 2> /dev/null; then probe "proc child alive"; else probe "proc child gone"; fi
+probe "checks done"
+"#;
+
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+#[test]
+#[ignore = "boots QEMU: run by cargo xtask test"]
+fn cgroups_output_and_kill_modes_then_ctrl_alt_delete_stops_in_reverse_order() {
+    let sleeper = "exec = [\"/bin/busybox\", \"sleep\", \"1000\"]\n";
+    let guest = guest(
+        &[
+            ("limited", LIMITED_SH),
+            ("delegated", DELEGATED_SH),
+            ("forker", FORKER_SH),
+            ("checks", CHECKS_SH),
+            ("filed", "echo \"to a file\"\n"),
+        ],
+        &[
+            (
+                "limited",
+                "exec = [\"/bin/busybox\", \"sh\", \"/etc/probe/limited.sh\"]\n\
+                 stdout = \"kmsg\"\nstderr = \"kmsg\"\n\
+                 [cgroup]\nmemory_max = \"64M\"\npids_max = 8\n"
+                    .to_owned(),
+            ),
+            (
+                "delegated",
+                "exec = [\"/bin/busybox\", \"sh\", \"/etc/probe/delegated.sh\"]\n\
+                 user = \"nobody\"\nstdout = \"kmsg\"\nstderr = \"kmsg\"\n\
+                 [cgroup]\ndelegate = true\n"
+                    .to_owned(),
+            ),
+            ("group", script_unit("forker", &["group"], "")),
+            (
+                "proc",
+                script_unit("forker", &["proc"], "kill_mode = \"process\"\n"),
+            ),
+            (
+                "filed",
+                "type = \"oneshot\"\nexec = [\"/bin/busybox\", \"sh\", \"/etc/probe/filed.sh\"]\n\
+                 stdout = { file = \"/run/filed.log\" }\n"
+                    .to_owned(),
+            ),
+            ("a", sleeper.to_owned()),
+            ("b", format!("{sleeper}requires = [\"a\"]\n")),
+            (
+                "checks",
+                script_unit(
+                    "checks",
+                    &[],
+                    "type = \"oneshot\"\nboot = \"start\"\n\
+                     after = [\"limited\", \"delegated\", \"group\", \"proc\", \"filed\", \"b\"]\n",
+                ),
+            ),
+        ],
+    )
+    .file("/etc/passwd", PASSWD, 0o644)
+    .file("/etc/group", GROUP, 0o644)
+    .build()
+    .expect("build the guest");
+    let mut vm = boot(&guest, "", "boot");
+    expect(&vm, "PROBE checks done", BOOT + STEP);
+    let console = vm.console();
+
+    // The cgroup and its limits, as the kernel shows them.
+    let limited = line_after(&console, "PROBE limited cgroup=");
+    assert!(
+        limited.starts_with("0::/liftoff/limited "),
+        "not in its own cgroup: {limited}\n{console}"
+    );
+    assert_eq!(field(limited, "memory.max"), Some("67108864"), "{console}");
+    assert_eq!(field(limited, "pids.max"), Some("8"), "{console}");
+    let pids = line_after(&console, "PROBE limited pids.current=");
+    let current: u32 = pids
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("pids.current {pids:?}\n{console}"));
+    assert!(current <= 8, "pids.max not enforced: {pids}\n{console}");
+    let events: u32 = field(pids, "max-events")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        events > 0,
+        "the fork loop never hit pids.max: {pids}\n{console}"
+    );
+    // A clean start: nothing blocked or ignored, stdio only.
+    assert_eq!(
+        line_after(&console, "PROBE limited SigBlk:"),
+        "0000000000000000"
+    );
+    assert_eq!(
+        line_after(&console, "PROBE limited SigIgn:"),
+        "0000000000000000"
+    );
+    // What `ls /proc/self/fd` inherited: stdio, plus its own handle on
+    // the directory it lists (3). A descriptor PID 1 leaked would show.
+    assert_eq!(
+        line_after(&console, "PROBE limited fds="),
+        "0 1 2 3",
+        "stray descriptors:\n{console}"
+    );
+    // stdout = "kmsg": PID 1 forwards the line tagged with the unit.
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("limited[")
+                && l.trim_end().ends_with("]: hello through the kmsg pipe")),
+        "no tagged kmsg line from `limited`:\n{console}"
+    );
+
+    // Delegation: nobody owns its cgroup and can make a sub-cgroup.
+    let delegated = line_after(&console, "PROBE delegated uid=");
+    assert_eq!(delegated, "65534 owner=65534", "{console}");
+    assert_eq!(
+        line_after(&console, "PROBE delegated mkdir="),
+        "ok",
+        "{console}"
+    );
+
+    // stdout = { file = … }, and the boot record.
+    assert_eq!(line_after(&console, "PROBE filed log="), "to a file");
+    let ready: u32 = line_after(&console, "PROBE record ready=")
+        .parse()
+        .unwrap_or(0);
+    assert!(ready >= 7, "boot.json has {ready} ready units:\n{console}");
+
+    // kill_mode group takes the whole cgroup; process leaves the child.
+    assert!(console.contains("PROBE group child gone"), "{console}");
+    assert!(console.contains("PROBE proc child alive"), "{console}");
+
+    // Ctrl-alt-delete: the orderly shutdown stops `b` before `a`, which it
+    // requires, then reboots.
+    vm.send_ctrl_alt_del().expect("ctrl-alt-delete");
+    expect(&vm, "reboot: Restarting system", SHUTDOWN);
+    expect_exit(&mut vm, SHUTDOWN);
+    let console = vm.console();
+    let b_stopped = position(&console, "unit b: stopped");
+    let a_stopping = position(&console, "unit a: stopping");
+    assert!(
+        b_stopped < a_stopping,
+        "`a` was stopped before `b`, which requires it:\n{console}"
+    );
+    refute(&console, &["failure action", "Kernel panic", "fatal:"]);
 }
