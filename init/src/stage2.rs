@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::wait::WaitStatus;
 use serde::Serialize;
 use units::cgroup::Cgroups;
@@ -195,6 +196,15 @@ impl Services {
 
     /// Starts the boot: every `boot = "wait"` or `"start"` unit.
     pub fn boot(&mut self, stamps: &Stamps, stage1: Option<&HandoffRecord>) {
+        // Each unit may cost PID 1 a notify socket and output pipes: the
+        // kernel's default soft limit (1024) would cap a host at a few
+        // hundred units. Units get 1024 back unless they ask for more.
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+            && soft < hard
+            && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+        {
+            warn!("cannot raise PID 1's descriptor limit to {hard}: {e}");
+        }
         if let Err(e) = self.cgroups.prepare() {
             warn!("cgroups: {e}");
         }

@@ -454,6 +454,25 @@ fn rlimits(
     unit: &str,
     limits: &BTreeMap<String, Limit>,
 ) -> Result<Vec<(Resource, u64, u64)>, SpawnError> {
+    let mut plan = declared_rlimits(unit, limits)?;
+    // PID 1 raises its own descriptor limit to serve many units; a unit
+    // that does not ask for more gets the usual soft limit back (select(2)
+    // breaks above 1024), with PID 1's hard limit to raise it to.
+    if !limits.contains_key("nofile")
+        && let Ok((_, hard)) = nix::sys::resource::getrlimit(Resource::RLIMIT_NOFILE)
+    {
+        plan.push((Resource::RLIMIT_NOFILE, DEFAULT_NOFILE.min(hard), hard));
+    }
+    Ok(plan)
+}
+
+/// The soft descriptor limit a unit gets unless it sets `nofile`.
+pub const DEFAULT_NOFILE: u64 = 1024;
+
+fn declared_rlimits(
+    unit: &str,
+    limits: &BTreeMap<String, Limit>,
+) -> Result<Vec<(Resource, u64, u64)>, SpawnError> {
     limits
         .iter()
         .map(|(name, limit)| {

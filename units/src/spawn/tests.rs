@@ -202,6 +202,26 @@ fn a_failing_step_is_named() {
 }
 
 #[test]
+fn without_nofile_a_unit_gets_the_usual_soft_limit_and_our_hard_one() {
+    let fx = Fixture::new();
+    let unit = fx.unit("fds", "ulimit -Sn; ulimit -Hn");
+    let out = fx.run(&unit);
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let want_hard = if hard == libc::RLIM_INFINITY {
+        "unlimited".to_owned()
+    } else {
+        hard.to_string()
+    };
+    let want_soft = DEFAULT_NOFILE.min(hard).to_string();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [want_soft.as_str(), want_hard.as_str()],
+        "{out}"
+    );
+}
+
+#[test]
 fn the_child_starts_clean() {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
