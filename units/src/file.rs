@@ -180,6 +180,20 @@ pub enum FileErrorKind {
         /// What the file says.
         found: String,
     },
+    /// A `selinux_context` that is not `user:role:type` or
+    /// `user:role:type:level` (see [`crate::selinux::is_valid_context`]).
+    #[error(
+        "{0:?} is not an SELinux context: expected user:role:type or user:role:type:level, \
+         with names of letters, digits, '_', '.', '-' and no spaces"
+    )]
+    BadSelinuxContext(String),
+    /// A `selinux_type` that is not a type name (see
+    /// [`crate::selinux::is_valid_type`]).
+    #[error("{0:?} is not an SELinux type: use letters, digits, '_', '.', '-'")]
+    BadSelinuxType(String),
+    /// Two keys that say the same thing differently, both given.
+    #[error("cannot be used together with {0}")]
+    Conflict(&'static str),
     /// A unit name already defined by an earlier file.
     #[error("unit {name:?} is already defined by {}", first.display())]
     Duplicate {

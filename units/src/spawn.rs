@@ -2,18 +2,24 @@
 //! [`signal`], [`kill_unit`].
 //!
 //! [`spawn`] resolves everything in the parent (users and groups from
-//! `<etc>/passwd` and `<etc>/group`, limits, capabilities, descriptors),
-//! creates the unit's cgroup, then forks and execs with
-//! `std::process::Command`. Between fork and exec the child runs a fixed
-//! recipe (`spawn/child.rs`): join the cgroup, setsid, reset signals,
-//! oom_score_adj, rlimits, groups/uid/capabilities, chdir, no_new_privs,
-//! close-on-exec for stray descriptors. A failing step is named in the
-//! error ([`ChildStep`]); a failing exec names the program.
+//! `<etc>/passwd` and `<etc>/group`, limits, capabilities, descriptors, the
+//! SELinux context from PID 1's own), creates the unit's cgroup, then forks
+//! and execs with `std::process::Command`. Between fork and exec the child
+//! runs a fixed recipe (`spawn/child.rs`): join the cgroup, setsid, reset
+//! signals, SELinux exec context, oom_score_adj, rlimits,
+//! groups/uid/capabilities, chdir, no_new_privs, close-on-exec for stray
+//! descriptors. A failing step is named in the error ([`ChildStep`]); a
+//! failing exec names the program.
+//!
+//! SELinux fails closed: a unit that declares a context is never started
+//! without it, so on a machine without SELinux (or before the policy is
+//! loaded) it fails with [`SpawnError::SelinuxNotEnabled`] or
+//! [`SpawnError::SelinuxNoPolicy`] instead of running unconfined.
 //!
 //! What it leaves out: waiting. PID 1 reaps every child itself
 //! (`waitpid(-1)`), so nothing here waits for a process it started; only
 //! std reaps a child whose setup or exec failed, before `spawn` returns.
-//! Namespaces, seccomp and SELinux labels are not set either.
+//! Namespaces and seccomp are not set either.
 //!
 //! All `unsafe` is in `spawn/sys.rs`.
 
@@ -23,6 +29,7 @@ pub mod users;
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
+use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::fd::OwnedFd;
@@ -40,7 +47,8 @@ pub use self::child::ChildStep;
 use self::child::{CapsPlan, ChildPlan, IdentityPlan};
 use self::users::{Identity, UsersError};
 use crate::cgroup::{CgroupError, Cgroups};
-use crate::unit::{KillMode, Limit, Output, Unit};
+use crate::selinux;
+use crate::unit::{KillMode, Limit, Output, SelinuxLabel, Unit};
 
 /// The `PATH` every unit starts with (its environment may override it).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +56,16 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 const DEV_CONSOLE: &str = "/dev/console";
 /// The file of the unit's cgroup a process writes its pid to.
 const CGROUP_PROCS: &str = "cgroup.procs";
+/// Where PID 1's own process directory is; its SELinux context is
+/// [`ATTR_CURRENT`] in it.
+const PROC_SELF: &str = "/proc/self";
+/// PID 1's current security context, relative to [`PROC_SELF`] (proc(5)).
+const ATTR_CURRENT: &str = "attr/current";
+/// Where selinuxfs is mounted (the policy load mounts it).
+const SELINUXFS: &str = "/sys/fs/selinux";
+/// A file every selinuxfs has, relative to [`SELINUXFS`]: it exists once
+/// selinuxfs is mounted.
+const SELINUX_ENFORCE: &str = "enforce";
 /// `oom_score_adj` bounds (proc(5)).
 const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 
@@ -219,15 +237,69 @@ pub enum SpawnError {
         source: io::Error,
     },
     /// A step between fork and exec failed; the child has exited.
-    #[error("unit {unit}: cannot {step} before exec")]
+    #[error("unit {unit}: cannot {step}{} before exec", Quoted(.target.as_deref()))]
     Setup {
         /// The unit.
         unit: String,
         /// The step.
         step: ChildStep,
+        /// What the step acted on, when the step alone does not say: the
+        /// SELinux context for [`ChildStep::SelinuxExecContext`].
+        target: Option<String>,
         /// Its errno.
         #[source]
         source: io::Error,
+    },
+    /// The unit declares an SELinux context, but selinuxfs is not mounted:
+    /// SELinux is disabled or not built in. Fail closed: the unit never
+    /// runs in a broader domain than it declares.
+    #[error("unit {unit} declares {key}, but SELinux is not enabled ({} does not exist)", path.display())]
+    SelinuxNotEnabled {
+        /// The unit.
+        unit: String,
+        /// `selinux_context` or `selinux_type`.
+        key: &'static str,
+        /// selinuxfs's `enforce` file.
+        path: PathBuf,
+    },
+    /// The unit declares an SELinux context, but PID 1's own context is
+    /// not one of a loaded policy (`kernel` before the policy load, or
+    /// another security module's label). Fail closed, as above: before
+    /// the load the kernel would take any context as its own unconfined
+    /// one.
+    #[error("unit {unit} declares {key}, but no SELinux policy is loaded ({} reads {found:?})", path.display())]
+    SelinuxNoPolicy {
+        /// The unit.
+        unit: String,
+        /// `selinux_context` or `selinux_type`.
+        key: &'static str,
+        /// PID 1's `attr/current`.
+        path: PathBuf,
+        /// What it holds (lossy UTF-8, without its trailing NUL).
+        found: String,
+    },
+    /// selinuxfs or PID 1's own context could not be read.
+    #[error("unit {unit}: cannot read {path}")]
+    ReadSelinux {
+        /// The unit.
+        unit: String,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A `selinux_context` or `selinux_type` that is not one (the unit
+    /// file parser refuses these; a unit built in code may not have been
+    /// checked).
+    #[error("unit {unit}: {label:?} is not a valid {key}")]
+    BadSelinuxLabel {
+        /// The unit.
+        unit: String,
+        /// `selinux_context` or `selinux_type`.
+        key: &'static str,
+        /// The value.
+        label: String,
     },
     /// kill(2) failed (other than ESRCH).
     #[error("cannot send signal {signal} to pid {pid}")]
@@ -242,8 +314,45 @@ pub enum SpawnError {
     },
 }
 
+/// ` "target"` after a step's name, or nothing.
+struct Quoted<'a>(Option<&'a str>);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(target) => write!(f, " {target:?}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where [`spawn`] reads the machine's own state: parameters, so tests
+/// can stand a tempdir in for them.
+#[derive(Debug, Clone)]
+struct HostPaths {
+    /// `/proc/self`, PID 1's own (the parent's) process directory.
+    proc_self: PathBuf,
+    /// `/sys/fs/selinux`.
+    selinuxfs: PathBuf,
+}
+
+impl HostPaths {
+    /// The real ones.
+    fn host() -> HostPaths {
+        HostPaths {
+            proc_self: PathBuf::from(PROC_SELF),
+            selinuxfs: PathBuf::from(SELINUXFS),
+        }
+    }
+}
+
 /// Starts `unit`'s main process in its cgroup. Does not wait for it.
 pub fn spawn(unit: &Unit, ctx: &SpawnContext<'_>) -> Result<Spawned, SpawnError> {
+    spawn_on(unit, ctx, &HostPaths::host())
+}
+
+/// [`spawn`], reading the machine's state under `host`.
+fn spawn_on(unit: &Unit, ctx: &SpawnContext<'_>, host: &HostPaths) -> Result<Spawned, SpawnError> {
     let name = unit.name.as_str();
     let process = &unit.process;
     let Some((program, args)) = process.argv.split_first() else {
@@ -260,7 +369,13 @@ pub fn spawn(unit: &Unit, ctx: &SpawnContext<'_>) -> Result<Spawned, SpawnError>
         None
     };
     let capabilities = caps_plan(unit)?;
+    let selinux_exec_context = selinux_exec_context(unit, host)?;
+    // For the error if the kernel refuses it (validated: UTF-8).
+    let selinux_target = selinux_exec_context
+        .as_ref()
+        .map(|context| context.to_string_lossy().into_owned());
     let plan = ChildPlan {
+        selinux_exec_context,
         oom_score_adj: oom_score_adj(unit)?,
         rlimits: rlimits(name, &process.limits)?,
         // Only a switch away from root loses the permitted set.
@@ -341,6 +456,11 @@ pub fn spawn(unit: &Unit, ctx: &SpawnContext<'_>) -> Result<Spawned, SpawnError>
                     Some(step) => Err(SpawnError::Setup {
                         unit: name.into(),
                         step,
+                        target: if step == ChildStep::SelinuxExecContext {
+                            selinux_target
+                        } else {
+                            None
+                        },
                         source,
                     }),
                     None => Err(exec_error(name, program, source)),
@@ -561,6 +681,73 @@ fn caps_plan(unit: &Unit) -> Result<Option<CapsPlan>, SpawnError> {
         },
     };
     Ok(Some(plan))
+}
+
+/// The unit's SELinux context for exec, as the child writes it; `None`
+/// when it declares none (the policy's transition from PID 1's domain
+/// applies).
+///
+/// Fails closed: a declared context needs selinuxfs mounted and a policy
+/// loaded (PID 1's own context one of that policy), or the unit does not
+/// start. A `Type` takes user, role and level from PID 1's context.
+fn selinux_exec_context(unit: &Unit, host: &HostPaths) -> Result<Option<CString>, SpawnError> {
+    let Some(label) = &unit.process.selinux else {
+        return Ok(None);
+    };
+    let name = unit.name.as_str();
+    let (key, value, valid) = match label {
+        SelinuxLabel::Context(context) => (
+            "selinux_context",
+            context,
+            selinux::is_valid_context(context),
+        ),
+        SelinuxLabel::Type(kind) => ("selinux_type", kind, selinux::is_valid_type(kind)),
+    };
+    let bad_label = || SpawnError::BadSelinuxLabel {
+        unit: name.into(),
+        key,
+        label: value.clone(),
+    };
+    if !valid {
+        return Err(bad_label());
+    }
+
+    let enforce = host.selinuxfs.join(SELINUX_ENFORCE);
+    match fs::metadata(&enforce) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(SpawnError::SelinuxNotEnabled {
+                unit: name.into(),
+                key,
+                path: enforce,
+            });
+        }
+        Err(source) => {
+            return Err(SpawnError::ReadSelinux {
+                unit: name.into(),
+                path: enforce,
+                source,
+            });
+        }
+    }
+    let current_path = host.proc_self.join(ATTR_CURRENT);
+    let attr = fs::read(&current_path).map_err(|source| SpawnError::ReadSelinux {
+        unit: name.into(),
+        path: current_path.clone(),
+        source,
+    })?;
+    let no_policy = || SpawnError::SelinuxNoPolicy {
+        unit: name.into(),
+        key,
+        path: current_path.clone(),
+        found: String::from_utf8_lossy(&attr)
+            .trim_end_matches(['\0', '\n'])
+            .to_owned(),
+    };
+    let current = selinux::current_context(&attr).ok_or_else(no_policy)?;
+    let context = selinux::exec_context(label, current).ok_or_else(no_policy)?;
+    // Both parts were checked: no NUL.
+    CString::new(context).map(Some).map_err(|_| bad_label())
 }
 
 /// `oom_score_adj` as the text written to /proc.

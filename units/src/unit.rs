@@ -196,6 +196,20 @@ pub struct Process {
     pub stdout: Output,
     /// Where stderr goes.
     pub stderr: Output,
+    /// The SELinux context the program runs in (set for its exec); `None`
+    /// keeps the policy's default transition from PID 1's domain.
+    pub selinux: Option<SelinuxLabel>,
+}
+
+/// The SELinux domain a unit declares (`selinux_context` or
+/// `selinux_type`; see [`crate::selinux`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelinuxLabel {
+    /// A full context: `user:role:type` or `user:role:type:level`.
+    Context(String),
+    /// A type only; user, role and level are PID 1's own.
+    Type(String),
 }
 
 #[cfg(test)]
@@ -241,6 +255,7 @@ impl Unit {
                 cgroup: Cgroup::default(),
                 stdout: Output::Kmsg,
                 stderr: Output::Kmsg,
+                selinux: None,
             },
         }
     }

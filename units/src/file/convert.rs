@@ -11,7 +11,10 @@ use toml::{Spanned, Value};
 
 use super::raw::{RawCgroup, RawUnit, Text};
 use super::{FileError, FileErrorKind, Source, is_valid_name};
-use crate::unit::{Boot, Cgroup, KillMode, Kind, Limit, Output, Process, Restart, Unit, UnitName};
+use crate::selinux;
+use crate::unit::{
+    Boot, Cgroup, KillMode, Kind, Limit, Output, Process, Restart, SelinuxLabel, Unit, UnitName,
+};
 
 /// The `[limits]` keys: setrlimit(2)'s resources, named as in `ulimit`.
 pub(super) const LIMIT_NAMES: &[&str] = &[
@@ -203,7 +206,7 @@ pub(super) fn unit(src: &Source<'_>, name: UnitName, raw: RawUnit) -> Result<Uni
 }
 
 /// The process setup: argv, environment, credentials, capabilities, limits,
-/// cgroup and output.
+/// cgroup, output and SELinux context.
 fn process(src: &Source<'_>, raw: RawUnit) -> Result<Process> {
     let argv = match &raw.exec {
         None => return Err(src.error(None, "exec", FileErrorKind::Missing)),
@@ -289,7 +292,41 @@ fn process(src: &Source<'_>, raw: RawUnit) -> Result<Process> {
         cgroup: cgroup(src, &raw.cgroup)?,
         stdout: output(src, "stdout", raw.stdout.as_ref())?,
         stderr: output(src, "stderr", raw.stderr.as_ref())?,
+        selinux: selinux_label(src, &raw)?,
     })
+}
+
+/// `selinux_context` or `selinux_type`, not both: a unit that names its
+/// domain twice is ambiguous, so neither is guessed to win.
+fn selinux_label(src: &Source<'_>, raw: &RawUnit) -> Result<Option<SelinuxLabel>> {
+    match (&raw.selinux_context, &raw.selinux_type) {
+        (None, None) => Ok(None),
+        (Some(context), Some(kind)) => {
+            // Point at whichever of the two comes second in the file.
+            let (key, text, other) = if kind.span().start > context.span().start {
+                ("selinux_type", kind, "selinux_context")
+            } else {
+                ("selinux_context", context, "selinux_type")
+            };
+            Err(src.error(Some(text.span()), key, FileErrorKind::Conflict(other)))
+        }
+        (Some(context), None) => {
+            let value = context.get_ref();
+            if !selinux::is_valid_context(value) {
+                let kind = FileErrorKind::BadSelinuxContext(value.clone());
+                return Err(src.error(Some(context.span()), "selinux_context", kind));
+            }
+            Ok(Some(SelinuxLabel::Context(value.clone())))
+        }
+        (None, Some(kind)) => {
+            let value = kind.get_ref();
+            if !selinux::is_valid_type(value) {
+                let error = FileErrorKind::BadSelinuxType(value.clone());
+                return Err(src.error(Some(kind.span()), "selinux_type", error));
+            }
+            Ok(Some(SelinuxLabel::Type(value.clone())))
+        }
+    }
 }
 
 /// `exec`: not empty, no NUL, `argv[0]` absolute.

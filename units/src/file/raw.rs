@@ -58,6 +58,8 @@ pub(super) struct RawUnit {
     pub oom_score_adj: Option<Spanned<i64>>,
     pub stdout: Option<Spanned<Value>>,
     pub stderr: Option<Spanned<Value>>,
+    pub selinux_context: Option<Text>,
+    pub selinux_type: Option<Text>,
     #[serde(default)]
     pub limits: BTreeMap<Text, Spanned<Value>>,
     #[serde(default)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 mod errors;
 
 use super::*;
-use crate::unit::{Boot, Cgroup, KillMode, Kind, Limit, Output, Process, Restart};
+use crate::unit::{Boot, Cgroup, KillMode, Kind, Limit, Output, Process, Restart, SelinuxLabel};
 
 const PATH: &str = "/etc/liftoff/units/web.toml";
 /// The smallest valid unit file.
@@ -68,6 +68,7 @@ fn defaults_of_a_simple_unit() {
             cgroup: Cgroup::default(),
             stdout: Output::Kmsg,
             stderr: Output::Kmsg,
+            selinux: None,
         },
     };
     assert_eq!(unit, expected);
@@ -332,6 +333,42 @@ fn every_field() {
         ("cgroup tera", "[cgroup]\nmemory_max = \"1T\"", |u| {
             u.process.cgroup.memory_max == Some(1 << 40)
         }),
+        (
+            "selinux_context",
+            "selinux_context = \"system_u:system_r:web_t:s0\"",
+            |u| {
+                u.process.selinux
+                    == Some(SelinuxLabel::Context(
+                        "system_u:system_r:web_t:s0".to_owned(),
+                    ))
+            },
+        ),
+        (
+            "selinux_context without MLS",
+            "selinux_context = \"system_u:system_r:web_t\"",
+            |u| {
+                u.process.selinux
+                    == Some(SelinuxLabel::Context("system_u:system_r:web_t".to_owned()))
+            },
+        ),
+        (
+            "selinux_context with a range",
+            "selinux_context = \"system_u:system_r:web_t:s0-s0:c0.c1023\"",
+            |u| {
+                u.process.selinux
+                    == Some(SelinuxLabel::Context(
+                        "system_u:system_r:web_t:s0-s0:c0.c1023".to_owned(),
+                    ))
+            },
+        ),
+        ("selinux_type", "selinux_type = \"web_t\"", |u| {
+            u.process.selinux == Some(SelinuxLabel::Type("web_t".to_owned()))
+        }),
+        (
+            "selinux_type from a CIL block",
+            "selinux_type = \"container.process\"",
+            |u| u.process.selinux == Some(SelinuxLabel::Type("container.process".to_owned())),
+        ),
     ];
     for (name, extra, check) in cases {
         let unit = parse_text(&format!("{MIN}{extra}\n")).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -3,7 +3,7 @@
 //! ([`ChildSys`]), so the order of the steps, including the root-only ones,
 //! is tested on the host with a recording fake.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 
 use caps::{Capability, CapsHashSet};
@@ -22,6 +22,8 @@ pub enum ChildStep {
     Setsid,
     /// Signal dispositions to default, empty mask.
     ResetSignals,
+    /// Writing the SELinux context to `/proc/thread-self/attr/exec`.
+    SelinuxExecContext,
     /// Writing `/proc/self/oom_score_adj`.
     OomScoreAdj,
     /// setrlimit(2).
@@ -50,10 +52,11 @@ pub enum ChildStep {
 
 impl ChildStep {
     /// Every step, for decoding the byte the child sends.
-    const ALL: [ChildStep; 15] = [
+    const ALL: [ChildStep; 16] = [
         ChildStep::JoinCgroup,
         ChildStep::Setsid,
         ChildStep::ResetSignals,
+        ChildStep::SelinuxExecContext,
         ChildStep::OomScoreAdj,
         ChildStep::Rlimit,
         ChildStep::KeepCaps,
@@ -80,6 +83,7 @@ impl fmt::Display for ChildStep {
             ChildStep::JoinCgroup => "join the unit's cgroup",
             ChildStep::Setsid => "setsid",
             ChildStep::ResetSignals => "reset signals",
+            ChildStep::SelinuxExecContext => "set the SELinux exec context",
             ChildStep::OomScoreAdj => "set oom_score_adj",
             ChildStep::Rlimit => "setrlimit",
             ChildStep::KeepCaps => "set keepcaps",
@@ -122,6 +126,8 @@ pub(crate) struct CapsPlan {
 /// syscalls with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChildPlan {
+    /// The full SELinux context for exec, when the unit declares one.
+    pub selinux_exec_context: Option<CString>,
     /// The decimal text for `oom_score_adj`.
     pub oom_score_adj: Option<Vec<u8>>,
     /// (resource, soft, hard), RLIM_INFINITY already filled in.
@@ -148,6 +154,9 @@ pub(crate) trait ChildSys {
     fn setsid(&mut self) -> Result<(), Errno>;
     /// Every catchable signal to SIG_DFL, then an empty mask.
     fn reset_signals(&mut self) -> Result<(), Errno>;
+    /// Writes `context` to this thread's `attr/exec`: the SELinux context
+    /// its next execve(2) runs in.
+    fn set_exec_context(&mut self, context: &CStr) -> Result<(), Errno>;
     /// Writes `value` to this process's `oom_score_adj`.
     fn set_oom_score_adj(&mut self, value: &[u8]) -> Result<(), Errno>;
     /// setrlimit(2).
@@ -194,19 +203,30 @@ pub(crate) fn setup<S: ChildSys>(plan: &ChildPlan, sys: &mut S) -> Result<(), (C
     //    both the mask and ignored dispositions survive exec (signal(7)).
     //    Daemons expect the defaults.
     sys.reset_signals().map_err(at(ChildStep::ResetSignals))?;
-    // 4. Before dropping privileges: lowering the score needs
+    // 4. The SELinux domain for exec, first of the unit's settings: a
+    //    context the policy does not define is refused (EINVAL), and the
+    //    spawn fails here, named, before anything else changes. SELinux
+    //    checks the write (`process setexec`) against the child's own
+    //    domain, still PID 1's, before the unit's user or capabilities
+    //    take over; the kernel keeps the context until exec (setuid does
+    //    not clear it), where it takes effect.
+    if let Some(context) = &plan.selinux_exec_context {
+        sys.set_exec_context(context)
+            .map_err(at(ChildStep::SelinuxExecContext))?;
+    }
+    // 5. Before dropping privileges: lowering the score needs
     //    CAP_SYS_RESOURCE (proc(5)).
     if let Some(value) = &plan.oom_score_adj {
         sys.set_oom_score_adj(value)
             .map_err(at(ChildStep::OomScoreAdj))?;
     }
-    // 5. Also while privileged: raising a hard limit needs
+    // 6. Also while privileged: raising a hard limit needs
     //    CAP_SYS_RESOURCE (setrlimit(2)).
     for &(resource, soft, hard) in &plan.rlimits {
         sys.setrlimit(resource, soft, hard)
             .map_err(at(ChildStep::Rlimit))?;
     }
-    // 6. Identity and capabilities.
+    // 7. Identity and capabilities.
     //    a. KEEPCAPS: without it setuid from 0 clears the permitted set, and
     //       the unit's capabilities could not be re-established.
     if plan.keep_caps {
@@ -242,19 +262,19 @@ pub(crate) fn setup<S: ChildSys>(plan: &ChildPlan, sys: &mut S) -> Result<(), (C
                 .map_err(at(ChildStep::RaiseAmbient))?;
         }
     }
-    // 7. chdir as the unit's user, so a directory it may not enter fails
+    // 8. chdir as the unit's user, so a directory it may not enter fails
     //    here, named, rather than later.
     sys.chdir(&plan.working_directory)
         .map_err(at(ChildStep::Chdir))?;
-    // 8. After setuid: no_new_privs forbids gaining privileges at exec
+    // 9. After setuid: no_new_privs forbids gaining privileges at exec
     //    (set-user-ID, file capabilities); setting it earlier changes
     //    nothing for the steps above, but last keeps it obviously after.
     if plan.no_new_privileges {
         sys.set_no_new_privs().map_err(at(ChildStep::NoNewPrivs))?;
     }
-    // 9. Descriptors PID 1 left open without O_CLOEXEC must not leak into
-    //    units. CLOEXEC rather than closing: std's own error pipe (which
-    //    reports a failed exec) must stay open until exec.
+    // 10. Descriptors PID 1 left open without O_CLOEXEC must not leak
+    //     into units. CLOEXEC rather than closing: std's own error pipe
+    //     (which reports a failed exec) must stay open until exec.
     sys.cloexec_from(3).map_err(at(ChildStep::CloseFds))?;
     Ok(())
 }
@@ -269,6 +289,7 @@ mod tests {
         JoinCgroup,
         Setsid,
         ResetSignals,
+        SetExecContext(CString),
         OomScoreAdj(Vec<u8>),
         Setrlimit(Resource, u64, u64),
         KeepCaps,
@@ -313,6 +334,9 @@ mod tests {
         }
         fn reset_signals(&mut self) -> Result<(), Errno> {
             self.record(Call::ResetSignals)
+        }
+        fn set_exec_context(&mut self, context: &CStr) -> Result<(), Errno> {
+            self.record(Call::SetExecContext(context.to_owned()))
         }
         fn set_oom_score_adj(&mut self, value: &[u8]) -> Result<(), Errno> {
             self.record(Call::OomScoreAdj(value.to_vec()))
@@ -361,6 +385,7 @@ mod tests {
 
     fn root_plan() -> ChildPlan {
         ChildPlan {
+            selinux_exec_context: None,
             oom_score_adj: None,
             rlimits: Vec::new(),
             keep_caps: false,
@@ -458,6 +483,39 @@ mod tests {
                 ),
             },
             Case {
+                name: "SELinux context: before limits, identity and capabilities",
+                plan: ChildPlan {
+                    selinux_exec_context: Some(c"system_u:system_r:web_t:s0".to_owned()),
+                    oom_score_adj: Some(b"-500".to_vec()),
+                    rlimits: vec![(Resource::RLIMIT_NOFILE, 1024, 4096)],
+                    keep_caps: true,
+                    identity: Some(identity.clone()),
+                    capabilities: Some(caps.clone()),
+                    no_new_privileges: true,
+                    ..root_plan()
+                },
+                calls: with_prologue(
+                    [
+                        vec![
+                            Call::SetExecContext(c"system_u:system_r:web_t:s0".to_owned()),
+                            Call::OomScoreAdj(b"-500".to_vec()),
+                            Call::Setrlimit(Resource::RLIMIT_NOFILE, 1024, 4096),
+                            Call::KeepCaps,
+                            Call::DropBounding(CAP_SYS_ADMIN),
+                        ],
+                        set_ids(&identity),
+                        vec![
+                            Call::SetCapabilities(sorted(&listed), sorted(&listed)),
+                            Call::RaiseAmbient(CAP_NET_BIND_SERVICE),
+                            Call::Chdir(c"/".to_owned()),
+                            Call::NoNewPrivs,
+                            Call::CloexecFrom(3),
+                        ],
+                    ]
+                    .concat(),
+                ),
+            },
+            Case {
                 name: "root with capabilities: no identity switch",
                 plan: ChildPlan {
                     capabilities: Some(CapsPlan {
@@ -506,6 +564,34 @@ mod tests {
         );
         assert_eq!(fake.calls.last(), Some(&Call::SetGid(Gid::from_raw(1))));
         assert!(!fake.calls.contains(&Call::SetUid(Uid::from_raw(1))));
+    }
+
+    #[test]
+    fn a_rejected_selinux_context_stops_before_any_other_setting() {
+        let plan = ChildPlan {
+            selinux_exec_context: Some(c"system_u:system_r:no_such_t:s0".to_owned()),
+            oom_score_adj: Some(b"-500".to_vec()),
+            identity: Some(IdentityPlan {
+                uid: Uid::from_raw(1),
+                gid: Gid::from_raw(1),
+                groups: Vec::new(),
+            }),
+            ..root_plan()
+        };
+        let mut fake = Fake {
+            fail: Some(|call| matches!(call, Call::SetExecContext(_))),
+            ..Fake::default()
+        };
+        assert_eq!(
+            setup(&plan, &mut fake),
+            Err((ChildStep::SelinuxExecContext, Errno::EPERM))
+        );
+        assert_eq!(
+            fake.calls,
+            with_prologue(vec![Call::SetExecContext(
+                c"system_u:system_r:no_such_t:s0".to_owned()
+            )])
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! real-time signals, which nix's `Signal` enum cannot name; and
 //! registering `pre_exec` itself.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -26,6 +26,12 @@ use super::child::{self, ChildPlan, ChildStep, ChildSys};
 /// Opened in the child: `/proc/self` in the parent would name PID 1's own
 /// file, and writing it there would change PID 1's score.
 const PROC_SELF_OOM_SCORE_ADJ: &std::ffi::CStr = c"/proc/self/oom_score_adj";
+
+/// Opened in the child, for the same reason. `thread-self`, not `self`:
+/// the exec context is a per-thread attribute (proc(5); libselinux's
+/// `setexeccon` writes this path). The forked child has one thread, so
+/// both would name it, but this one says what is meant.
+const PROC_THREAD_SELF_ATTR_EXEC: &CStr = c"/proc/thread-self/attr/exec";
 
 /// The kernel's `_NSIG` (include/uapi/asm-generic/signal.h, x86): signals
 /// are 1..=64.
@@ -106,6 +112,23 @@ impl ChildSys for Kernel {
             Errno::result(rc)?;
         }
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+    }
+
+    fn set_exec_context(&mut self, context: &CStr) -> Result<(), Errno> {
+        let file = nix::fcntl::open(
+            PROC_THREAD_SELF_ATTR_EXEC,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The bytes of the context exactly, no NUL or newline: SELinux
+        // takes the write's length as the context's (selinux_setprocattr).
+        // It takes all of it or fails, so a short write is not expected;
+        // it would be a truncated context, and is refused.
+        let bytes = context.to_bytes();
+        match nix::unistd::write(&file, bytes)? {
+            n if n == bytes.len() => Ok(()),
+            _ => Err(Errno::EIO),
+        }
     }
 
     fn set_oom_score_adj(&mut self, value: &[u8]) -> Result<(), Errno> {

@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use super::*;
-use crate::unit::Process;
+use crate::unit::{Process, SelinuxLabel};
 
 /// A tempdir holding a fake cgroup root and the unit's output file.
 struct Fixture {
@@ -374,7 +374,7 @@ fn bad_settings_fail_before_fork_and_name_what_failed() {
     fs::write(etc.join("group"), "root:x:0:\n").unwrap();
 
     type Edit = fn(&mut Process);
-    let cases: [(&str, Edit, &str); 10] = [
+    let cases: [(&str, Edit, &str); 12] = [
         ("empty argv", |p| p.argv.clear(), "unit bad has no command"),
         (
             "unknown user",
@@ -436,6 +436,16 @@ fn bad_settings_fail_before_fork_and_name_what_failed() {
                 p.environment.insert("A=B".into(), "x".into());
             },
             "environment variable \"A=B\"",
+        ),
+        (
+            "bad selinux_type",
+            |p| p.selinux = Some(SelinuxLabel::Type("web t".into())),
+            "\"web t\" is not a valid selinux_type",
+        ),
+        (
+            "bad selinux_context",
+            |p| p.selinux = Some(SelinuxLabel::Context("web_t".into())),
+            "\"web_t\" is not a valid selinux_context",
         ),
         (
             "limit without controller",
@@ -641,4 +651,164 @@ fn ambient_capabilities_alone_keep_the_bounding_set() {
         status_field(&own, "CapBnd"),
         "{out}"
     );
+}
+
+/// A fake `/proc/self` whose `attr/current` holds `current`, and a fake
+/// selinuxfs that is mounted (has `enforce`) or not.
+fn fake_host(fx: &Fixture, mounted: bool, current: &[u8]) -> HostPaths {
+    let proc_self = fx.dir.path().join("proc-self");
+    fs::create_dir_all(proc_self.join("attr")).unwrap();
+    fs::write(proc_self.join(ATTR_CURRENT), current).unwrap();
+    let selinuxfs = fx.dir.path().join("selinuxfs");
+    fs::create_dir_all(&selinuxfs).unwrap();
+    if mounted {
+        fs::write(selinuxfs.join(SELINUX_ENFORCE), "1").unwrap();
+    }
+    HostPaths {
+        proc_self,
+        selinuxfs,
+    }
+}
+
+/// What the unit's program wrote: nothing, if it never ran (the file may
+/// not even have been created).
+fn output_of(fx: &Fixture) -> String {
+    fs::read_to_string(fx.out()).unwrap_or_default()
+}
+
+#[test]
+fn a_declared_selinux_context_fails_closed_without_a_policy() {
+    struct Case {
+        name: &'static str,
+        mounted: bool,
+        current: &'static [u8],
+        label: SelinuxLabel,
+        message: &'static str,
+    }
+    let context = || SelinuxLabel::Context("system_u:system_r:web_t:s0".into());
+    let cases = [
+        Case {
+            name: "selinuxfs not mounted",
+            mounted: false,
+            current: b"",
+            label: context(),
+            message: "unit web declares selinux_context, but SELinux is not enabled (DIR/selinuxfs/enforce does not exist)",
+        },
+        Case {
+            name: "selinuxfs not mounted, a type",
+            mounted: false,
+            current: b"",
+            label: SelinuxLabel::Type("web_t".into()),
+            message: "unit web declares selinux_type, but SELinux is not enabled (DIR/selinuxfs/enforce does not exist)",
+        },
+        Case {
+            name: "mounted, no policy loaded yet",
+            mounted: true,
+            current: b"kernel\0",
+            label: SelinuxLabel::Type("web_t".into()),
+            message: "unit web declares selinux_type, but no SELinux policy is loaded (DIR/proc-self/attr/current reads \"kernel\")",
+        },
+        Case {
+            name: "another security module's label",
+            mounted: true,
+            current: b"unconfined\n",
+            label: context(),
+            message: "unit web declares selinux_context, but no SELinux policy is loaded (DIR/proc-self/attr/current reads \"unconfined\")",
+        },
+    ];
+    for case in cases {
+        let fx = Fixture::new();
+        let host = fake_host(&fx, case.mounted, case.current);
+        let mut unit = fx.unit("web", "echo ran");
+        unit.process.selinux = Some(case.label);
+        let err = spawn_on(&unit, &fx.ctx(), &host).unwrap_err();
+        let dir = fx.dir.path().display().to_string();
+        assert_eq!(
+            err.to_string(),
+            case.message.replace("DIR", &dir),
+            "{}",
+            case.name
+        );
+        assert!(
+            matches!(
+                err,
+                SpawnError::SelinuxNotEnabled { .. } | SpawnError::SelinuxNoPolicy { .. }
+            ),
+            "{}: {err:?}",
+            case.name
+        );
+        assert_eq!(output_of(&fx), "", "{}: the program ran", case.name);
+    }
+}
+
+#[test]
+fn a_context_the_kernel_refuses_fails_its_named_step() {
+    // This host has no SELinux policy that knows `liftoff_test_no_such_t`
+    // (and none at all, in CI): the kernel refuses the write to
+    // attr/exec, with EINVAL, as it refuses a context a loaded policy
+    // does not define. The fake selinuxfs and attr/current only get the
+    // parent past its fail-closed check.
+    let cases = [
+        (
+            "a type, under PID 1's user, role and level",
+            SelinuxLabel::Type("liftoff_test_no_such_t".into()),
+            "system_u:system_r:liftoff_test_no_such_t:s0-s0:c0.c1023",
+        ),
+        (
+            "a full context",
+            SelinuxLabel::Context("system_u:system_r:liftoff_test_no_such_t:s0".into()),
+            "system_u:system_r:liftoff_test_no_such_t:s0",
+        ),
+    ];
+    for (name, label, context) in cases {
+        let fx = Fixture::new();
+        let host = fake_host(&fx, true, b"system_u:system_r:init_t:s0-s0:c0.c1023\0");
+        let mut unit = fx.unit("web", "echo ran");
+        unit.process.selinux = Some(label);
+        let err = spawn_on(&unit, &fx.ctx(), &host).unwrap_err();
+        match &err {
+            SpawnError::Setup {
+                step,
+                target,
+                source,
+                ..
+            } => {
+                assert_eq!(*step, ChildStep::SelinuxExecContext, "{name}");
+                assert_eq!(target.as_deref(), Some(context), "{name}");
+                assert!(source.raw_os_error().is_some(), "{name}: {source}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!("unit web: cannot set the SELinux exec context {context:?} before exec"),
+            "{name}"
+        );
+        assert_eq!(output_of(&fx), "", "{name}: the program ran");
+    }
+}
+
+#[test]
+fn on_this_host_a_declared_context_never_runs_unconfined() {
+    // Whatever this host has (no SELinux, SELinux without a policy, or a
+    // policy without this type), the unit must not run.
+    let fx = Fixture::new();
+    let mut unit = fx.unit("web", "echo ran");
+    unit.process.selinux = Some(SelinuxLabel::Context(
+        "system_u:system_r:liftoff_test_no_such_t:s0".into(),
+    ));
+    let err = spawn(&unit, &fx.ctx()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpawnError::SelinuxNotEnabled { .. }
+                | SpawnError::SelinuxNoPolicy { .. }
+                | SpawnError::Setup {
+                    step: ChildStep::SelinuxExecContext,
+                    ..
+                }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(output_of(&fx), "", "the program ran: {err}");
 }
