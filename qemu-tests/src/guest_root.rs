@@ -13,7 +13,11 @@
 //!    a mount point each: an erofs root cannot grow them at boot);
 //! 2. optionally the host's `mkfs.ext4` with every library `ldd` names and
 //!    the loader, so that stage 1 can format a blank persistent volume;
-//! 3. the disk image ([`DiskImage`], adjusted by [`GuestRoot::image`]);
+//!    optionally ([`GuestRoot::selinux`]) the repository's SELinux policy,
+//!    compiled by `secilc`, and its `/etc/selinux/config`;
+//! 3. the disk image ([`DiskImage`], adjusted by [`GuestRoot::image`]),
+//!    its erofs root labelled from `selinux/file_contexts` for an SELinux
+//!    guest;
 //! 4. the initramfs, liftoff as `/init` with [`BASE_MODULES`] and the
 //!    scenario's extra modules.
 //!
@@ -40,6 +44,7 @@ use crate::qemu::{
     KERNEL_FLAG_CONSOLE, KERNEL_FLAG_DEVKMSG, KERNEL_FLAG_PANIC, QemuError, Vm, VmConfig,
 };
 use crate::scenario::{ScenarioError, build_initramfs, liftoff_bin};
+use crate::selinux::{self, KERNEL_FLAG_SELINUX, PolicyError};
 
 /// The modules every guest's initramfs carries (their dependencies come
 /// along): virtio over PCI for the disk, dm-verity (with dm-mod and
@@ -114,6 +119,9 @@ pub enum GuestRootError {
     /// `liftoff initramfs` failed.
     #[error("cannot build the initramfs")]
     Initramfs(#[source] ScenarioError),
+    /// The SELinux policy did not compile.
+    #[error("cannot compile the SELinux policy")]
+    Policy(#[source] PolicyError),
 }
 
 /// One file for the root.
@@ -140,6 +148,7 @@ pub struct GuestRoot {
     modules: Vec<String>,
     image: Option<ImageFn>,
     run_timeout: Duration,
+    selinux: bool,
 }
 
 impl fmt::Debug for GuestRoot {
@@ -158,6 +167,7 @@ impl fmt::Debug for GuestRoot {
             .field("modules", &self.modules)
             .field("image", &self.image.is_some())
             .field("run_timeout", &self.run_timeout)
+            .field("selinux", &self.selinux)
             .finish()
     }
 }
@@ -184,6 +194,7 @@ impl GuestRoot {
             modules: Vec::new(),
             image: None,
             run_timeout: DEFAULT_RUN_TIMEOUT,
+            selinux: false,
         }
     }
 
@@ -280,6 +291,18 @@ impl GuestRoot {
         self
     }
 
+    /// An SELinux guest: the repository's policy (`selinux/policy`,
+    /// compiled by `secilc`) at [`selinux::GUEST_POLICY`],
+    /// `selinux/config` at [`selinux::GUEST_CONFIG`], the erofs root
+    /// labelled from `selinux/file_contexts`, and `security=selinux` on
+    /// the kernel command line. A scenario's own file at one of these
+    /// paths (a broken policy) replaces the staged one.
+    #[must_use]
+    pub fn selinux(mut self) -> Self {
+        self.selinux = true;
+        self
+    }
+
     /// Stages the root, builds the disk image and the initramfs in a new
     /// temporary folder (removed with the [`Guest`]), and finds the kernel.
     ///
@@ -327,15 +350,22 @@ impl GuestRoot {
             write_file(&staging, &file.path, &file.bytes, file.mode)?;
         }
 
-        // 2. mkfs.ext4 and what it links against.
+        // 2. mkfs.ext4 and what it links against; the SELinux policy,
+        // unless the scenario brought its own (a broken policy).
         if self.mkfs_ext4 {
             stage_mkfs_ext4(&staging)?;
+        }
+        if self.selinux {
+            stage_selinux(dir.path(), &staging, &files)?;
         }
 
         // 3. The disk image.
         let mut image = DiskImage::builder(&staging);
         if let Some(adjust) = self.image {
             image = adjust(image);
+        }
+        if self.selinux {
+            image = image.file_contexts(selinux::file_contexts());
         }
         let image = image
             .build(&dir.path().join("disk.img"))
@@ -358,6 +388,11 @@ impl GuestRoot {
             vmlinuz: kernel.vmlinuz,
             init: self.init,
             run_timeout: self.run_timeout,
+            kernel_flags: if self.selinux {
+                format!(" {KERNEL_FLAG_SELINUX}")
+            } else {
+                String::new()
+            },
         })
     }
 }
@@ -376,6 +411,9 @@ pub struct Guest {
     pub vmlinuz: PathBuf,
     init: String,
     run_timeout: Duration,
+    /// Flags the guest needs on every boot (` security=selinux`), each
+    /// after a space.
+    kernel_flags: String,
 }
 
 impl Guest {
@@ -388,13 +426,14 @@ impl Guest {
     /// The kernel command line for a boot whose root is named by
     /// `root_cmdline`: the harness's flags (`console=ttyS0 panic=-1
     /// printk.devkmsg=on`, see [`crate::qemu`]), `init=`, `root_cmdline`,
-    /// and [`KERNEL_FLAG_NO_FAILURE_DELAY`] last. A later `init=` in
-    /// `root_cmdline` wins over the builder's.
+    /// the guest's own flags (`security=selinux` for
+    /// [`GuestRoot::selinux`]), and [`KERNEL_FLAG_NO_FAILURE_DELAY`] last.
+    /// A later `init=` in `root_cmdline` wins over the builder's.
     #[must_use]
     pub fn append(&self, root_cmdline: &str) -> String {
         format!(
-            "{KERNEL_FLAG_CONSOLE} {KERNEL_FLAG_PANIC} {KERNEL_FLAG_DEVKMSG} init={} {root_cmdline} {KERNEL_FLAG_NO_FAILURE_DELAY}",
-            self.init
+            "{KERNEL_FLAG_CONSOLE} {KERNEL_FLAG_PANIC} {KERNEL_FLAG_DEVKMSG} init={} {root_cmdline}{} {KERNEL_FLAG_NO_FAILURE_DELAY}",
+            self.init, self.kernel_flags
         )
     }
 
@@ -529,6 +568,24 @@ fn write_file(staging: &Path, guest: &str, bytes: &[u8], mode: u32) -> Result<()
     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_error("chmod", &path))
 }
 
+/// Compiles the repository's policy into `work` and stages it with
+/// `selinux/config`, unless the scenario's `files` hold their own.
+fn stage_selinux(work: &Path, staging: &Path, files: &[StagedFile]) -> Result<(), GuestRootError> {
+    let own = |guest: &str| files.iter().any(|f| f.path == guest);
+    if !own(selinux::GUEST_POLICY) {
+        let policy = work.join(format!("policy.{}", selinux::POLICY_VERSION));
+        selinux::compile_policy(&selinux::policy_dir(), &policy).map_err(GuestRootError::Policy)?;
+        let bytes = fs::read(&policy).map_err(io_error("read", &policy))?;
+        write_file(staging, selinux::GUEST_POLICY, &bytes, 0o644)?;
+    }
+    if !own(selinux::GUEST_CONFIG) {
+        let config = selinux::config();
+        let bytes = fs::read(&config).map_err(io_error("read", &config))?;
+        write_file(staging, selinux::GUEST_CONFIG, &bytes, 0o644)?;
+    }
+    Ok(())
+}
+
 /// Copies the host's mkfs.ext4 and every library `ldd` names (and the
 /// loader) to the same paths on the root: liftoff runs it through the
 /// root's own loader.
@@ -620,6 +677,7 @@ mod tests {
             vmlinuz: PathBuf::from("/k"),
             init: "/sbin/probe".to_owned(),
             run_timeout: DEFAULT_RUN_TIMEOUT,
+            kernel_flags: String::new(),
         };
         assert_eq!(
             guest.config("roothash=ab x=1", "boot").append,

@@ -23,6 +23,8 @@
 //!   `/sbin/init`, scripts, unit files, mounts.toml, mkfs.ext4), builds its
 //!   disk image and initramfs, and boots it: the guest of the stage 1 and
 //!   stage 2 scenarios.
+//! * [`selinux`] compiles the repository's SELinux policy with `secilc`
+//!   for the guests [`GuestRoot::selinux`] builds.
 //!
 //! What it leaves out: the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.
@@ -37,6 +39,7 @@ pub mod paths;
 pub mod qemu;
 pub mod qmp;
 pub mod scenario;
+pub mod selinux;
 
 pub use elf::{ElfError, ensure_static};
 pub use guest::{BusyboxGuest, GuestError};

@@ -37,8 +37,9 @@ pub const BUILD: &[Need] = &[
 /// What the tests run besides QEMU: cryptsetup's veritysetup as the
 /// reference the verity format is compared with, busybox as the guest-side
 /// test driver, kmod's depmod and modinfo (and xz, zstd) as the references
-/// for module dependencies and compressed modules, and the partitioning and
-/// mkfs tools the device-probing code is checked against.
+/// for module dependencies and compressed modules, the partitioning and
+/// mkfs tools the device-probing code is checked against, and secilc to
+/// compile the SELinux policy (`selinux/policy`) for the guests.
 pub const TESTS: &[Need] = &[
     need("veritysetup", "cryptsetup-bin"),
     need("busybox", "busybox-static"),
@@ -50,6 +51,7 @@ pub const TESTS: &[Need] = &[
     need("mkfs.vfat", "dosfstools"),
     need("mkfs.erofs", "erofs-utils"),
     need("mkfs.ext4", "e2fsprogs"),
+    need("secilc", "secilc"),
 ];
 
 /// What the benchmarks need besides the tests: GNU time for peak RSS.
