@@ -11,8 +11,9 @@
 //! `units`); this crate only carries out their plans. [`stage1`] boots a
 //! `roothash=` root: modules, devices, dm-verity, mount, switch_root.
 //! [`stage2`] drives the unit supervisor from PID 1's event loop; [`ctl`]
-//! is the control socket and `liftoff ctl`. Not here yet: other root
-//! sources than dm-verity ones, and SELinux.
+//! is the control socket and `liftoff ctl`. [`selinux`] loads and
+//! enforces the policy at the start of stage 2. Not here yet: other root
+//! sources than dm-verity ones.
 
 pub mod abi;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod modules;
 pub mod notify_cli;
 pub mod pid1;
 pub mod reap;
+pub mod selinux;
 pub mod shutdown;
 pub mod signals;
 pub mod stage1;

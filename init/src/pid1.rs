@@ -6,8 +6,10 @@
 //! 4. open the log sinks; read and check the kernel command line;
 //! 5. boot what the command line names: a `roothash=` root goes to stage 1
 //!    ([`crate::stage1`]), which never returns on success; on the root
-//!    stage 1 switched to (or one the kernel mounted) this is stage 2: read
-//!    the units and start them ([`crate::stage2`]); with no root, idle;
+//!    stage 1 switched to (or one the kernel mounted) this is stage 2:
+//!    load and enforce the SELinux policy and re-execute into the init
+//!    domain ([`crate::selinux`]), then read the units and start them
+//!    ([`crate::stage2`]); with no root, idle;
 //! 6. run the event loop (signals, the reaper, the units, the control
 //!    socket) until a shutdown request has been carried out.
 //!
@@ -40,6 +42,7 @@ use nix::unistd::{Pid, sync};
 use thiserror::Error;
 
 use crate::ctl::{CONNECTION_EVENTS, ConnId, ControlServer, Dispatch, IDLE_TIMEOUT};
+use crate::selinux::{self, SelinuxError};
 use crate::shutdown::{Action, Event, Phase, Power, Request, Shutdown};
 use crate::signals::{self, Meaning};
 use crate::stage1::{self, Stage1Error};
@@ -112,6 +115,47 @@ pub enum Pid1Error {
     /// Stage 1 failed; fail closed.
     #[error("stage 1 failed")]
     Stage1(#[source] Stage1Error),
+    /// The SELinux policy could not be loaded or enforced; no unit runs
+    /// without it.
+    #[error("SELinux policy load failed")]
+    Selinux(#[source] SelinuxError),
+    /// An argument of PID 1 holds a NUL byte and cannot be passed on.
+    #[error("cannot re-execute {program}: an argument holds a NUL byte")]
+    ReexecArgument {
+        /// The program.
+        program: &'static str,
+    },
+    /// execv(2) of PID 1's own binary failed.
+    #[error("cannot re-execute {program}")]
+    Reexec {
+        /// The program.
+        program: &'static str,
+        /// Why.
+        #[source]
+        source: Errno,
+    },
+}
+
+/// PID 1's own binary, executed again after the policy load.
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// Executes PID 1's own binary again with the same arguments, so that the
+/// policy's type transition (`kernel_t` running `init_exec_t`) moves PID 1
+/// into `init_t`. The blocked signal mask survives execve(2), and so do
+/// pending signals: none is lost while the new image starts. The
+/// signalfd, epoll and every other descriptor are close-on-exec.
+fn reexec() -> Result<Infallible, Pid1Error> {
+    let args = std::env::args_os()
+        .map(|a| std::ffi::CString::new(std::os::unix::ffi::OsStringExt::into_vec(a)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Pid1Error::ReexecArgument { program: SELF_EXE })?;
+    info!("re-executing {SELF_EXE} to enter the init domain");
+    log::logger().flush();
+    let Err(source) = nix::unistd::execv(c"/proc/self/exe", &args);
+    Err(Pid1Error::Reexec {
+        program: SELF_EXE,
+        source,
+    })
 }
 
 /// PID 1's entry point. `start` is CLOCK_BOOTTIME at the first instruction.
@@ -189,6 +233,23 @@ impl Pid1 {
         // command line were stage 1's, and running it again would try to
         // map a root that is already `/`.
         if !stage1::switch_root::root_is_initramfs() {
+            // 5a. The SELinux policy, before any unit: load, enforce, and
+            // re-execute into init_t; after the exec this returns Running.
+            let start = self
+                .stamps
+                .stamps
+                .first()
+                .map_or(Duration::ZERO, |s| Duration::from_micros(s.boottime_us));
+            let paths = selinux::Paths::system();
+            match selinux::start(&plan, &paths, &mut self.stamps, start)
+                .map_err(Pid1Error::Selinux)?
+            {
+                selinux::Started::Reexec => {
+                    let never = reexec()?;
+                    match never {}
+                }
+                selinux::Started::Disabled | selinux::Started::Running => {}
+            }
             let record = stage1::HandoffRecord::read();
             match &record {
                 Some(record) => info!(
