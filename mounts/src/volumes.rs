@@ -11,9 +11,9 @@
 //! formatted by `init` when it is blank), and a `bind` from a directory
 //! on a persistent volume, made shared.
 //!
-//! Left out: other filesystems for persistent volumes, mount options as
-//! data beyond `mode`, `size` and `context`, and SELinux labelling of the
-//! overlay (its `context` is carried, not applied).
+//! Left out: other filesystems for persistent volumes, and mount options
+//! as data beyond `mode` and `size`. A volume's SELinux `context` is not a
+//! mount option (see [`labels`]).
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -168,7 +168,7 @@ pub enum Volume {
         size: Option<String>,
         /// mount(2) flags from `options`.
         flags: MsFlags,
-        /// SELinux `context=`.
+        /// SELinux label of the volume's top folder ([`labels`]).
         context: Option<String>,
     },
     /// An overlay whose lower layer is the root's own `target`.
@@ -186,7 +186,7 @@ pub enum Volume {
         device: DeviceLabel,
         /// mount(2) flags from `options`.
         flags: MsFlags,
-        /// SELinux `context=`.
+        /// SELinux label of the volume's top folder ([`labels`]).
         context: Option<String>,
     },
     /// A bind from a directory on a persistent volume.
@@ -211,7 +211,36 @@ impl Volume {
             | Self::Bind { target, .. } => target,
         }
     }
+
+    /// The SELinux context it declares.
+    #[must_use]
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            Self::Tmpfs { context, .. }
+            | Self::Overlay { context, .. }
+            | Self::Persistent { context, .. }
+            | Self::Bind { context, .. } => context.as_deref(),
+        }
+    }
 }
+
+/// The SELinux labels the volumes declare: `(target, context)`, in mount
+/// order. They are not `context=` mount options: stage 1 mounts the
+/// volumes before stage 2 loads the policy, and the kernel refuses
+/// SELinux mount options until a policy is loaded. Stage 2 sets each as
+/// the label of the volume's top folder right after the load, before any
+/// unit runs; what is created in it later inherits the folder's type.
+#[must_use]
+pub fn labels(volumes: &[Volume]) -> Vec<(PathBuf, String)> {
+    volumes
+        .iter()
+        .filter_map(|v| v.context().map(|c| (v.target().to_owned(), c.to_owned())))
+        .collect()
+}
+
+/// The runtime tmpfs every stage has; a volume entry for it only labels
+/// it.
+pub const RUN: &str = "/run";
 
 /// The mount flags `options` may name.
 const FLAG_NAMES: &[(&str, MsFlags)] = &[
@@ -480,6 +509,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Volume>, VolumesError> {
                 ),
             ));
         }
+        // /run is already a tmpfs (stage 1 moves its own onto the new
+        // root): an entry for it only labels it, so it takes nothing else.
+        if let Volume::Tmpfs {
+            target,
+            mode,
+            size,
+            flags,
+            ..
+        } = &volume
+            && target == Path::new(RUN)
+            && (mode.is_some() || size.is_some() || !flags.is_empty())
+        {
+            return Err(checker.invalid(
+                entry.target.span(),
+                "target",
+                "/run is liftoff's own tmpfs: its entry may only set a context".into(),
+            ));
+        }
         if let Volume::Bind { source, .. } = &volume {
             let on_persistent = raw.volume.iter().any(|v| {
                 *v.kind.get_ref() == Kind::Persistent
@@ -599,22 +646,18 @@ pub fn plan(
         path: path.to_owned(),
         targets,
     })?;
-    let context = |c: &Option<String>| c.as_ref().map(|c| format!("context=\"{c}\""));
     let mut steps = Vec::new();
     for volume in ordered {
         let target = under(root, volume.target());
         match volume {
+            // Already mounted: only its label ([`labels`]) applies.
+            Volume::Tmpfs { target, .. } if target == Path::new(RUN) => {}
             Volume::Tmpfs {
-                mode,
-                size,
-                flags,
-                context: ctx,
-                ..
+                mode, size, flags, ..
             } => {
                 let data = [
                     mode.map(|m| format!("mode={m:04o}")),
                     size.as_ref().map(|s| format!("size={s}")),
-                    context(ctx),
                 ];
                 steps.push(Step::Mount(MountSpec {
                     source: "tmpfs".into(),
@@ -648,19 +691,14 @@ pub fn plan(
                     dir_mode: DIR_MODE,
                 }));
             }
-            Volume::Persistent {
-                device,
-                flags,
-                context: ctx,
-                ..
-            } => steps.push(Step::Persistent {
+            Volume::Persistent { device, flags, .. } => steps.push(Step::Persistent {
                 device: device.clone(),
                 mount: MountSpec {
                     source: String::new(),
                     target,
                     fstype: PERSISTENT_FSTYPE.into(),
                     flags: *flags,
-                    data: context(ctx),
+                    data: None,
                     dir_mode: DIR_MODE,
                 },
             }),

@@ -48,7 +48,7 @@ fn example_parses_and_plans_in_order() {
         target: p("/sysroot/tmp"),
         fstype: "tmpfs".into(),
         flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        data: Some("mode=1777,size=64m,context=\"system_u:object_r:tmp_t:s0:c1,c2\"".into()),
+        data: Some("mode=1777,size=64m".into()),
         dir_mode: DIR_MODE,
     };
     let overlay = MountSpec {
@@ -380,4 +380,49 @@ fn escape_names_one_directory() {
     ] {
         assert_eq!(escape(Path::new(target)), want);
     }
+}
+
+#[test]
+fn contexts_are_labels_for_after_the_policy_load_not_mount_options() {
+    let volumes = parse(Path::new(FILE), EXAMPLE).unwrap();
+    assert_eq!(
+        labels(&volumes),
+        [(p("/tmp"), "system_u:object_r:tmp_t:s0:c1,c2".to_owned())]
+    );
+    let steps = plan(
+        Path::new(FILE),
+        &volumes,
+        Path::new("/sysroot"),
+        Path::new(OVERLAY_DIR),
+    )
+    .unwrap();
+    assert!(
+        !format!("{steps:?}").contains("context="),
+        "a context= mount option would be refused before the policy load: {steps:?}"
+    );
+}
+
+#[test]
+fn run_is_labelled_not_mounted_and_takes_only_a_context() {
+    let text =
+        "[[volume]]\nkind = \"tmpfs\"\ntarget = \"/run\"\ncontext = \"system_u:object_r:run_t\"\n";
+    let volumes = parse(Path::new(FILE), text).unwrap();
+    let steps = plan(
+        Path::new(FILE),
+        &volumes,
+        Path::new("/sysroot"),
+        Path::new(OVERLAY_DIR),
+    )
+    .unwrap();
+    assert!(steps.is_empty(), "{steps:?}");
+    assert_eq!(
+        labels(&volumes),
+        [(p("/run"), "system_u:object_r:run_t".to_owned())]
+    );
+    let sized = "[[volume]]\nkind = \"tmpfs\"\ntarget = \"/run\"\nsize = \"10m\"\n";
+    let err = parse(Path::new(FILE), sized).unwrap_err().to_string();
+    assert!(
+        err.contains(":3:") && err.contains("only set a context"),
+        "{err}"
+    );
 }
