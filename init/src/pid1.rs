@@ -119,6 +119,9 @@ pub enum Pid1Error {
     /// without it.
     #[error("SELinux policy load failed")]
     Selinux(#[source] SelinuxError),
+    /// A volume's SELinux label from mounts.toml could not be set.
+    #[error("SELinux volume labels")]
+    Label(#[source] crate::volumes::LabelError),
     /// An argument of PID 1 holds a NUL byte and cannot be passed on.
     #[error("cannot re-execute {program}: an argument holds a NUL byte")]
     ReexecArgument {
@@ -245,6 +248,17 @@ impl Pid1 {
                 .map_err(Pid1Error::Selinux)?
             {
                 selinux::Started::Reexec => {
+                    // The volumes' labels from mounts.toml, now that the
+                    // kernel can take them; a declared label that cannot
+                    // be set is fatal: the volume would be more open than
+                    // the image says.
+                    let table = read_mount_table()?;
+                    crate::volumes::apply_labels(
+                        Path::new("/"),
+                        |p| table.at(p).is_some(),
+                        crate::volumes::set_label,
+                    )
+                    .map_err(Pid1Error::Label)?;
                     let never = reexec()?;
                     match never {}
                 }

@@ -527,5 +527,76 @@ fn unwind<S: VolumeSys>(sys: &mut S, mounted: &[PathBuf]) {
     }
 }
 
+/// The extended attribute that holds a file's SELinux label.
+pub const SELINUX_XATTR: &str = "security.selinux";
+
+/// A volume's SELinux label could not be set.
+#[derive(Debug, Error)]
+pub enum LabelError {
+    /// `mounts.toml` could not be read or parsed.
+    #[error("cannot read the volumes' labels")]
+    Config(#[source] VolumeMountError),
+    /// setxattr(2) failed (the policy refused the context, or the
+    /// filesystem cannot hold it).
+    #[error("cannot label {path} {context:?}")]
+    Set {
+        /// The volume's top folder.
+        path: PathBuf,
+        /// The context from `mounts.toml`.
+        context: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Labels each volume that declares a `context` in `<root>/etc/liftoff/
+/// mounts.toml` (`mounts::volumes::labels`): the context becomes the
+/// `security.selinux` label of the volume's top folder, so what is created
+/// in it inherits the type. Runs in stage 2 right after the policy load
+/// (the kernel refuses SELinux mount options before it). Only volumes
+/// that are mounted (`is_mounted`) are labelled: on a root the kernel
+/// mounted, stage 1 made none. Returns how many were labelled.
+pub fn apply_labels(
+    root: &Path,
+    is_mounted: impl Fn(&Path) -> bool,
+    set: impl Fn(&Path, &[u8]) -> io::Result<()>,
+) -> Result<usize, LabelError> {
+    let path = volumes::under(root, Path::new(CONFIG_PATH));
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(LabelError::Config(VolumeMountError::Read { path, source }));
+        }
+    };
+    let parsed = volumes::parse(&path, &text)
+        .map_err(|e| LabelError::Config(VolumeMountError::Config(e)))?;
+    let mut labelled = 0;
+    for (target, context) in volumes::labels(&parsed) {
+        let target = volumes::under(root, &target);
+        if !is_mounted(&target) {
+            warn!(
+                "{} is not mounted: its label {context:?} is not applied",
+                target.display()
+            );
+            continue;
+        }
+        set(&target, context.as_bytes()).map_err(|source| LabelError::Set {
+            path: target.clone(),
+            context: context.clone(),
+            source,
+        })?;
+        info!("labelled {} {context}", target.display());
+        labelled += 1;
+    }
+    Ok(labelled)
+}
+
+/// Sets `path`'s SELinux label.
+pub fn set_label(path: &Path, context: &[u8]) -> io::Result<()> {
+    xattr::set(path, SELINUX_XATTR, context)
+}
+
 #[cfg(test)]
 mod tests;

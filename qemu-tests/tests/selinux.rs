@@ -224,6 +224,33 @@ if out=$($B cat /etc/liftoff/secrets/token 2>&1); then
 else
     probe "$1 read=denied $out"
 fi
+if out=$($B cat /secrets/token 2>&1); then
+    probe "$1 volume=ok $out"
+else
+    probe "$1 volume=denied $out"
+fi
+"#;
+
+/// A tmpfs volume whose top folder mounts.toml labels `secret_t`: liftoff
+/// applies the label after the policy load.
+const SECRETS_VOLUME: &str = r#"[[volume]]
+kind = "tmpfs"
+target = "/secrets"
+mode = "0755"
+context = "system_u:object_r:secret_t"
+
+# /run is liftoff's own tmpfs: an entry only labels it.
+[[volume]]
+kind = "tmpfs"
+target = "/run"
+context = "system_u:object_r:run_t"
+"#;
+
+/// Puts a token on the secrets volume (in init_t, which may).
+const STASH_UNIT: &str = r#"exec = ["/bin/busybox", "sh", "-c", "echo v0lume > /secrets/token"]
+type = "oneshot"
+stdout = "console"
+stderr = "console"
 "#;
 
 /// A unit running [`WALL_SH`] as `name`, with `settings`.
@@ -240,16 +267,21 @@ fn a_container_domain_cannot_read_a_secret() {
     let guest = build(
         guest()
             .file("/etc/liftoff/secrets/token", "s3cret\n", 0o644)
+            .mounts_toml(SECRETS_VOLUME)
+            .unit("stash", STASH_UNIT)
             .script("/etc/probe/wall.sh", WALL_SH)
             .unit(
                 "container",
-                &wall_unit("container", "selinux_type = \"container_t\"\n"),
+                &wall_unit(
+                    "container",
+                    "selinux_type = \"container_t\"\nafter = [\"stash\"]\n",
+                ),
             )
-            .unit("host", &wall_unit("host", "")),
+            .unit("host", &wall_unit("host", "after = [\"stash\"]\n")),
     );
     let vm = guest.boot("", "wall").expect("start QEMU");
-    expect(&vm, "PROBE container read=", BOOT);
-    expect(&vm, "PROBE host read=", BOOT);
+    expect(&vm, "PROBE container volume=", BOOT);
+    expect(&vm, "PROBE host volume=", BOOT);
     let console = vm.console();
     assert_eq!(
         probe(&console, "container domain"),
@@ -273,5 +305,27 @@ fn a_container_domain_cannot_read_a_secret() {
         "{console}"
     );
     assert_eq!(probe(&console, "host read"), "ok s3cret", "{console}");
+    // The tmpfs volume took its label from mounts.toml: container_t may
+    // not even search its top folder, and the AVC names the tmpfs root
+    // with secret_t.
+    for label in [
+        "labelled /secrets system_u:object_r:secret_t",
+        "labelled /run system_u:object_r:run_t",
+    ] {
+        assert!(console.contains(label), "no {label:?}:\n{console}");
+    }
+    let container = probe(&console, "container volume");
+    assert!(
+        container.starts_with("denied") && container.contains("Permission denied"),
+        "container_t read the volume's secret: {container}\n{console}"
+    );
+    assert!(
+        console.lines().any(|l| l.contains("avc:  denied")
+            && l.contains("dev=\"tmpfs\"")
+            && l.contains("scontext=system_u:system_r:container_t")
+            && l.contains("tcontext=system_u:object_r:secret_t")),
+        "no AVC denial for the volume's token:\n{console}"
+    );
+    assert_eq!(probe(&console, "host volume"), "ok v0lume", "{console}");
     refute(&console, &["failure action", "Kernel panic"]);
 }

@@ -302,3 +302,76 @@ fn mkfs_command_uses_the_roots_loader_or_runs_a_static_mkfs() {
         ["-q", "-L", "DATA", "/dev/vda3"].map(OsString::from)
     );
 }
+
+#[test]
+fn labels_go_to_mounted_volumes_after_the_load() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("etc/liftoff")).unwrap();
+    fs::write(
+        root.path().join(CONFIG_PATH),
+        r#"
+[[volume]]
+kind = "tmpfs"
+target = "/secrets"
+context = "system_u:object_r:secret_t"
+
+[[volume]]
+kind = "tmpfs"
+target = "/scratch"
+
+[[volume]]
+kind = "tmpfs"
+target = "/absent"
+context = "system_u:object_r:run_t"
+"#,
+    )
+    .unwrap();
+    let set = std::cell::RefCell::new(Vec::new());
+    let absent = root.path().join("absent");
+    let labelled = apply_labels(
+        root.path(),
+        |p| p != absent,
+        |p, c| {
+            set.borrow_mut()
+                .push((p.to_owned(), String::from_utf8(c.to_vec()).unwrap()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(labelled, 1);
+    assert_eq!(
+        set.into_inner(),
+        [(
+            root.path().join("secrets"),
+            "system_u:object_r:secret_t".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_label_the_kernel_refuses_is_an_error_naming_the_volume() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("etc/liftoff")).unwrap();
+    fs::write(
+        root.path().join(CONFIG_PATH),
+        "[[volume]]\nkind = \"tmpfs\"\ntarget = \"/secrets\"\ncontext = \"u:r:nope_t\"\n",
+    )
+    .unwrap();
+    let err = apply_labels(
+        root.path(),
+        |_| true,
+        |_, _| Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    )
+    .unwrap_err();
+    let text = crate::failure::chain(&err);
+    assert!(
+        text.contains("secrets") && text.contains("u:r:nope_t"),
+        "{text}"
+    );
+    // No mounts.toml: nothing to label.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        apply_labels(empty.path(), |_| true, |_, _| Ok(())).unwrap(),
+        0
+    );
+}
