@@ -15,7 +15,7 @@
 //! | [`file_contexts_name_policy_types`] | host | every type `selinux/file_contexts` uses is declared |
 //! | [`boots_enforcing_with_pid1_in_init_t`] | default | `enforce` is 1, PID 1 and the unit run in `init_t`, the boot record has `policy-load` and `reexec`, no AVC denial; then with `enforcing=0`: refused, still 1 |
 //! | [`enforcing_zero_is_honoured_when_the_image_allows_it`] | `allow_permissive = true` | with `enforcing=0`, `enforce` is 0 |
-//! | [`a_container_domain_cannot_read_a_secret`] | units `container` (`selinux_type = "container_t"`) and `host` (no type) read a `secret_t` file | `container` runs in `container_t` and gets EACCES with an AVC denial; `host` runs in `init_t` and reads it |
+//! | [`a_container_domain_cannot_read_a_secret`] | units `container` (`selinux_type = "container_t"`) and `host` (no type) read a `secret_t` file on the root and one on a tmpfs volume that `mounts.toml` labels `secret_t`; `bogus` declares `nope_t` | `container` runs in `container_t` and gets EACCES with AVC denials (the volume's top folder is `secret_t`); `host` runs in `init_t` and reads both; `bogus` fails, naming the context and EINVAL; `/run` is labelled from its entry |
 //! | [`a_broken_policy_runs_the_failure_action`] | policy.33 truncated | the load fails, naming the file; the failure action runs; the unit never runs |
 
 use std::fs;
@@ -246,6 +246,12 @@ target = "/run"
 context = "system_u:object_r:run_t"
 "#;
 
+/// Declares a domain the policy does not have.
+const BOGUS_UNIT: &str = r#"exec = ["/bin/busybox", "true"]
+type = "oneshot"
+selinux_type = "nope_t"
+"#;
+
 /// Puts a token on the secrets volume (in init_t, which may).
 const STASH_UNIT: &str = r#"exec = ["/bin/busybox", "sh", "-c", "echo v0lume > /secrets/token"]
 type = "oneshot"
@@ -277,7 +283,8 @@ fn a_container_domain_cannot_read_a_secret() {
                     "selinux_type = \"container_t\"\nafter = [\"stash\"]\n",
                 ),
             )
-            .unit("host", &wall_unit("host", "after = [\"stash\"]\n")),
+            .unit("host", &wall_unit("host", "after = [\"stash\"]\n"))
+            .unit("bogus", BOGUS_UNIT),
     );
     let vm = guest.boot("", "wall").expect("start QEMU");
     expect(&vm, "PROBE container volume=", BOOT);
@@ -327,5 +334,14 @@ fn a_container_domain_cannot_read_a_secret() {
         "no AVC denial for the volume's token:\n{console}"
     );
     assert_eq!(probe(&console, "host volume"), "ok v0lume", "{console}");
+    // A domain the policy does not know: the unit fails to start, and the
+    // reason names the context and the kernel's refusal.
+    assert!(
+        console.lines().any(|l| l.contains("unit bogus: failed")
+            && l.contains("SELinux exec context")
+            && l.contains("system_u:system_r:nope_t")
+            && l.contains("Invalid argument")),
+        "no clear failure for a context the policy rejects:\n{console}"
+    );
     refute(&console, &["failure action", "Kernel panic"]);
 }
