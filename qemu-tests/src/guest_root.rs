@@ -479,7 +479,25 @@ pub fn expect(vm: &Vm, pattern: &str, within: Duration) {
     if let Err(e) = vm.wait_for(pattern, within) {
         fail(vm, &e);
     }
+    // The serial console delivers a line in pieces: wait for the rest of
+    // the line that holds `pattern`, so that a test reading that line
+    // (`after`) sees all of it, not the part that had arrived.
+    let deadline = std::time::Instant::now() + LINE_REST;
+    while std::time::Instant::now() < deadline {
+        let console = vm.console();
+        let complete = console
+            .find(pattern)
+            .is_some_and(|at| console[at..].contains('\n'));
+        if complete {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
+
+/// How long [`expect`] waits for the end of the line it found: the rest
+/// of a line is milliseconds behind its start, even under TCG.
+const LINE_REST: Duration = Duration::from_secs(10);
 
 /// Waits until QEMU exits (the guest powered off, rebooted or panicked).
 ///
