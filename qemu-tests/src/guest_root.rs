@@ -13,6 +13,10 @@
 //!    a mount point each: an erofs root cannot grow them at boot);
 //! 2. optionally the host's `mkfs.ext4` with every library `ldd` names and
 //!    the loader, so that stage 1 can format a blank persistent volume;
+//!    optionally ([`GuestRoot::with_containerd`]) Debian's containerd,
+//!    its shim, `ctr` and runc from the [`crate::containerd`] cache, with
+//!    their libraries and loader the same way, and containerd's
+//!    configuration;
 //!    optionally ([`GuestRoot::selinux`]) the repository's SELinux policy,
 //!    compiled by `secilc`, and its `/etc/selinux/config`;
 //! 3. the disk image ([`DiskImage`], adjusted by [`GuestRoot::image`]),
@@ -28,6 +32,7 @@
 //! What it leaves out: busybox applet links (scripts call
 //! `/bin/busybox APPLET`), users and groups, networking.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -37,6 +42,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::containerd::{self, ContainerdError};
 use crate::image::{BuiltImage, DiskImage, ImageBuilder, ImageError};
 use crate::kernel::{KernelError, fetch_kernel};
 use crate::paths::cache_dir;
@@ -98,12 +104,26 @@ pub enum GuestRootError {
         #[source]
         source: std::io::Error,
     },
-    /// `ldd` could not list mkfs.ext4's libraries.
-    #[error("`ldd {HOST_MKFS_EXT4}` failed: {output}")]
+    /// `ldd` could not list a program's libraries.
+    #[error("`ldd {}` failed: {output}", program.display())]
     Ldd {
+        /// The program (mkfs.ext4, containerd, …).
+        program: PathBuf,
         /// Its stderr, or why it could not run.
         output: String,
     },
+    /// A program needs a library the host does not have, so it cannot be
+    /// copied either.
+    #[error("{} needs {library}, which the host lacks (`ldd` says not found)", program.display())]
+    MissingLibrary {
+        /// The program.
+        program: PathBuf,
+        /// The library's name.
+        library: String,
+    },
+    /// containerd and runc could not be fetched or found in the cache.
+    #[error("cannot get Debian's containerd and runc (cargo xtask test fetches them)")]
+    Containerd(#[source] ContainerdError),
     /// The scenario's mounts.toml is not one liftoff would accept.
     #[error("the scenario's mounts.toml is invalid")]
     Mounts(#[source] mounts::volumes::VolumesError),
@@ -145,6 +165,7 @@ pub struct GuestRoot {
     dirs: Vec<String>,
     mounts_toml: Option<String>,
     mkfs_ext4: bool,
+    containerd: bool,
     modules: Vec<String>,
     image: Option<ImageFn>,
     run_timeout: Duration,
@@ -164,6 +185,7 @@ impl fmt::Debug for GuestRoot {
             .field("dirs", &self.dirs)
             .field("mounts_toml", &self.mounts_toml.is_some())
             .field("mkfs_ext4", &self.mkfs_ext4)
+            .field("containerd", &self.containerd)
             .field("modules", &self.modules)
             .field("image", &self.image.is_some())
             .field("run_timeout", &self.run_timeout)
@@ -191,6 +213,7 @@ impl GuestRoot {
             dirs: Vec::new(),
             mounts_toml: None,
             mkfs_ext4: false,
+            containerd: false,
             modules: Vec::new(),
             image: None,
             run_timeout: DEFAULT_RUN_TIMEOUT,
@@ -267,6 +290,24 @@ impl GuestRoot {
         self
     }
 
+    /// Stages Debian's containerd and runc ([`crate::containerd`]: fetched
+    /// into the cache on first use) at their packages' paths, with their
+    /// libraries and loader, and [`containerd::CONFIG_TOML`] at
+    /// [`containerd::GUEST_CONFIG`] unless the scenario stages its own.
+    ///
+    /// containerd's `root` is on `/local`, so this also implies
+    /// [`GuestRoot::with_mkfs_ext4`], the modules in
+    /// [`containerd::MODULES`] (`overlay`, `ext4`) and, when the scenario
+    /// gives no `mounts.toml`, [`containerd::LOCAL_VOLUME`]; a scenario
+    /// with its own must mount `/local` itself. The unit file is the
+    /// scenario's to add: `.unit("containerd", CONTAINERD_UNIT)`.
+    #[must_use]
+    pub fn with_containerd(mut self) -> Self {
+        self.containerd = true;
+        self.mkfs_ext4 = true;
+        self
+    }
+
     /// Modules the initramfs carries besides [`BASE_MODULES`] (`ext4`,
     /// `overlay`).
     #[must_use]
@@ -324,7 +365,11 @@ impl GuestRoot {
         let mut dirs: Vec<String> = BASE_DIRS.iter().map(|d| format!("/{d}")).collect();
         dirs.extend(self.dirs);
         let mut files = self.files;
-        if let Some(text) = &self.mounts_toml {
+        let mut mounts_toml = self.mounts_toml;
+        if self.containerd && mounts_toml.is_none() {
+            mounts_toml = Some(containerd::LOCAL_VOLUME.to_owned());
+        }
+        if let Some(text) = &mounts_toml {
             let volumes = mounts::volumes::parse(Path::new(MOUNTS_TOML), text)
                 .map_err(GuestRootError::Mounts)?;
             dirs.extend(
@@ -350,10 +395,16 @@ impl GuestRoot {
             write_file(&staging, &file.path, &file.bytes, file.mode)?;
         }
 
-        // 2. mkfs.ext4 and what it links against; the SELinux policy,
-        // unless the scenario brought its own (a broken policy).
+        // 2. mkfs.ext4, containerd and runc, and what they link against;
+        // containerd's configuration and the SELinux policy, unless the
+        // scenario brought its own (a broken policy).
+        let mut libraries = BTreeSet::new();
         if self.mkfs_ext4 {
-            stage_mkfs_ext4(&staging)?;
+            let host = Path::new(HOST_MKFS_EXT4);
+            stage_program(&staging, host, HOST_MKFS_EXT4, &mut libraries)?;
+        }
+        if self.containerd {
+            stage_containerd(&staging, &files, &mut libraries)?;
         }
         if self.selinux {
             stage_selinux(dir.path(), &staging, &files)?;
@@ -373,11 +424,21 @@ impl GuestRoot {
 
         // 4. The initramfs.
         let initrd = dir.path().join("initrd.img");
-        let modules: Vec<&str> = BASE_MODULES
+        let containerd_modules = if self.containerd {
+            containerd::MODULES
+        } else {
+            &[]
+        };
+        let mut modules: Vec<&str> = BASE_MODULES.to_vec();
+        for name in containerd_modules
             .iter()
             .copied()
             .chain(self.modules.iter().map(String::as_str))
-            .collect();
+        {
+            if !modules.contains(&name) {
+                modules.push(name);
+            }
+        }
         build_initramfs(&liftoff, &kernel.modules_dir, &modules, &initrd)
             .map_err(GuestRootError::Initramfs)?;
 
@@ -604,41 +665,100 @@ fn stage_selinux(work: &Path, staging: &Path, files: &[StagedFile]) -> Result<()
     Ok(())
 }
 
-/// Copies the host's mkfs.ext4 and every library `ldd` names (and the
-/// loader) to the same paths on the root: liftoff runs it through the
-/// root's own loader.
-fn stage_mkfs_ext4(staging: &Path) -> Result<(), GuestRootError> {
-    let mkfs = fs::read(HOST_MKFS_EXT4).map_err(io_error("read", HOST_MKFS_EXT4))?;
-    write_file(staging, HOST_MKFS_EXT4, &mkfs, 0o755)?;
-    let output = Command::new("ldd")
-        .arg(HOST_MKFS_EXT4)
-        .output()
-        .map_err(|e| GuestRootError::Ldd {
-            output: e.to_string(),
-        })?;
-    if !output.status.success() {
-        return Err(GuestRootError::Ldd {
-            output: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
+/// Fetches containerd and runc into the cache and stages their programs
+/// and, unless `files` hold one, containerd's configuration.
+fn stage_containerd(
+    staging: &Path,
+    files: &[StagedFile],
+    libraries: &mut BTreeSet<String>,
+) -> Result<(), GuestRootError> {
+    let packages =
+        containerd::fetch_containerd(&cache_dir()).map_err(GuestRootError::Containerd)?;
+    let programs = packages.programs().map_err(GuestRootError::Containerd)?;
+    for (host, guest) in &programs {
+        stage_program(staging, host, guest, libraries)?;
     }
-    for path in ldd_paths(&String::from_utf8_lossy(&output.stdout)) {
-        let bytes = fs::read(path).map_err(io_error("read", path))?;
-        write_file(staging, path, &bytes, 0o755)?;
+    if !files.iter().any(|f| f.path == containerd::GUEST_CONFIG) {
+        write_file(
+            staging,
+            containerd::GUEST_CONFIG,
+            containerd::CONFIG_TOML.as_bytes(),
+            0o644,
+        )?;
     }
     Ok(())
 }
 
+/// Copies the program at `host` to `guest` on the root, and every library
+/// `ldd` names (and the loader) to the same paths as on the host, each
+/// once however many programs need it (`libraries` records them). The
+/// program then runs through the root's own loader. A static program has
+/// none to copy.
+fn stage_program(
+    staging: &Path,
+    host: &Path,
+    guest: &str,
+    libraries: &mut BTreeSet<String>,
+) -> Result<(), GuestRootError> {
+    let bytes = fs::read(host).map_err(io_error("read", host))?;
+    write_file(staging, guest, &bytes, 0o755)?;
+    let output = Command::new("ldd")
+        .arg(host)
+        .output()
+        .map_err(|e| GuestRootError::Ldd {
+            program: host.to_owned(),
+            output: e.to_string(),
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        // glibc's ldd exits 1 with this on stdout (or stderr, by version)
+        // for a static program.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stdout.contains(LDD_STATIC) || stderr.contains(LDD_STATIC) {
+            return Ok(());
+        }
+        return Err(GuestRootError::Ldd {
+            program: host.to_owned(),
+            output: stderr.into_owned(),
+        });
+    }
+    let paths = ldd_paths(&stdout).map_err(|library| GuestRootError::MissingLibrary {
+        program: host.to_owned(),
+        library: library.to_owned(),
+    })?;
+    for path in paths {
+        if libraries.insert(path.to_owned()) {
+            let bytes = fs::read(path).map_err(io_error("read", path))?;
+            write_file(staging, path, &bytes, 0o755)?;
+        }
+    }
+    Ok(())
+}
+
+/// What glibc's `ldd` says about a static program.
+const LDD_STATIC: &str = "not a dynamic executable";
+
 /// The files `ldd` output names: `libc.so.6 => /lib/…/libc.so.6 (0x…)` or
 /// `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vdso has no file.
-fn ldd_paths(output: &str) -> Vec<&str> {
-    output
-        .lines()
-        .filter_map(|line| match line.split_once("=>") {
-            Some((_, right)) => right.split_whitespace().next(),
+///
+/// # Errors
+/// The name of the first library `ldd` could not find
+/// (`libseccomp.so.2 => not found`).
+fn ldd_paths(output: &str) -> Result<Vec<&str>, &str> {
+    let mut paths = Vec::new();
+    for line in output.lines() {
+        let path = match line.split_once("=>") {
+            Some((name, right)) => {
+                if right.trim() == "not found" {
+                    return Err(name.trim());
+                }
+                right.split_whitespace().next()
+            }
             None => line.split_whitespace().next(),
-        })
-        .filter(|p| p.starts_with('/'))
-        .collect()
+        };
+        paths.extend(path.filter(|p| p.starts_with('/')));
+    }
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -652,11 +772,29 @@ mod tests {
             \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
         assert_eq!(
             ldd_paths(output),
-            [
+            Ok(vec![
                 "/lib/x86_64-linux-gnu/libext2fs.so.2",
                 "/lib64/ld-linux-x86-64.so.2"
-            ]
+            ])
         );
+    }
+
+    #[test]
+    fn ldd_paths_name_a_missing_library() {
+        let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibseccomp.so.2 => not found\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n";
+        assert_eq!(ldd_paths(output), Err("libseccomp.so.2"));
+    }
+
+    #[test]
+    fn a_static_program_is_staged_without_libraries() {
+        let staging = tempfile::tempdir().unwrap();
+        let busybox = Path::new(crate::guest::DEFAULT_BUSYBOX);
+        let mut libraries = BTreeSet::new();
+        stage_program(staging.path(), busybox, "/bin/busybox", &mut libraries).unwrap();
+        assert!(libraries.is_empty(), "{libraries:?}");
+        assert!(staging.path().join("bin/busybox").is_file());
     }
 
     #[test]

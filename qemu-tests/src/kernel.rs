@@ -239,8 +239,8 @@ fn run_apt_cache_depends(package: &str) -> Result<String, KernelError> {
 }
 
 /// Download `package`'s `.deb` into `debs` (reusing one already there) and
-/// return its path.
-fn download(package: &str, debs: &Path) -> Result<PathBuf, KernelError> {
+/// return its path. [`crate::containerd`] fetches its packages with it too.
+pub(crate) fn download(package: &str, debs: &Path) -> Result<PathBuf, KernelError> {
     if let Some(deb) = find_deb(package, debs)? {
         return Ok(deb);
     }

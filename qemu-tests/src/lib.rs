@@ -23,18 +23,27 @@
 //!   `/sbin/init`, scripts, unit files, mounts.toml, mkfs.ext4), builds its
 //!   disk image and initramfs, and boots it: the guest of the stage 1 and
 //!   stage 2 scenarios.
+//! * [`containerd`] fetches Debian's `containerd` and `runc` packages into
+//!   the same cache (never installing them on the host) and holds what the
+//!   guest needs to run containerd: its configuration and its unit file.
 //! * [`selinux`] compiles the repository's SELinux policy with `secilc`
 //!   for the guests [`GuestRoot::selinux`] builds.
+//! * [`oci`] writes a tiny OCI image archive (the host's static busybox in
+//!   one gzip layer, with its config, manifest and `index.json`),
+//!   deterministically, for the host-container scenarios to import with no
+//!   network; it also verifies one and corrupts a blob on purpose.
 //!
 //! What it leaves out: the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.
 
+pub mod containerd;
 pub mod elf;
 pub mod guest;
 pub mod guest_root;
 pub mod image;
 pub mod initramfs;
 pub mod kernel;
+pub mod oci;
 pub mod paths;
 pub mod qemu;
 pub mod qmp;
