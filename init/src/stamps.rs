@@ -3,6 +3,7 @@
 //! CLOCK_BOOTTIME starts when the kernel does, so a stamp is "time since
 //! kernel start", comparable across stages and with the kernel's own log.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stamp {
     /// Name of the phase that starts here.
-    pub phase: &'static str,
+    pub phase: Cow<'static, str>,
     /// CLOCK_BOOTTIME in microseconds.
     pub boottime_us: u64,
 }
@@ -35,19 +36,22 @@ pub fn boottime() -> Duration {
 
 impl Stamps {
     /// Records that `phase` starts now.
-    pub fn mark(&mut self, phase: &'static str) {
+    pub fn mark(&mut self, phase: impl Into<Cow<'static, str>>) {
         self.mark_at(phase, boottime());
     }
 
     /// Records that `phase` started at `at`.
-    pub fn mark_at(&mut self, phase: &'static str, at: Duration) {
+    pub fn mark_at(&mut self, phase: impl Into<Cow<'static, str>>, at: Duration) {
         let boottime_us = u64::try_from(at.as_micros()).unwrap_or(u64::MAX);
-        self.stamps.push(Stamp { phase, boottime_us });
+        self.stamps.push(Stamp {
+            phase: phase.into(),
+            boottime_us,
+        });
     }
 
     /// One line for the log: `start 0.912s, api-filesystems 0.915s (+3.1ms), …`.
     pub fn summary(&self) -> String {
-        summarize(self.stamps.iter().map(|s| (s.phase, s.boottime_us)))
+        summarize(self.stamps.iter().map(|s| (&*s.phase, s.boottime_us)))
     }
 }
 

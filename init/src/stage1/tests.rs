@@ -194,11 +194,11 @@ fn stage_2_reads_back_the_record_stage_1_writes() {
     use crate::stamps::Stamp;
     let stamps = [
         Stamp {
-            phase: "start",
+            phase: "start".into(),
             boottime_us: 2_874_822,
         },
         Stamp {
-            phase: "switch-root",
+            phase: "switch-root".into(),
             boottime_us: 3_450_409,
         },
     ];
