@@ -1,7 +1,6 @@
 //! `liftoff initramfs`: options in, [`crate::initramfs`] out, a summary on
 //! stdout (docs/initramfs.md).
 
-use std::error::Error;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -83,7 +82,7 @@ pub fn run(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Writ
     let (written, image) = match written {
         Ok(done) => done,
         Err(e) => {
-            let _ = writeln!(err, "liftoff initramfs: {}", chain(&e));
+            let _ = writeln!(err, "liftoff initramfs: {}", crate::failure::chain(&e));
             return 1;
         }
     };
@@ -141,18 +140,6 @@ fn text(parser: &mut lexopt::Parser, option: &str) -> Result<String, String> {
 fn usage_error(err: &mut impl Write, message: &str) -> i32 {
     let _ = writeln!(err, "liftoff initramfs: {message}\n\n{USAGE}");
     EXIT_USAGE
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

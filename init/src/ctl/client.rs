@@ -204,13 +204,7 @@ pub fn render(payload: &Payload) -> String {
 
 /// An error with its causes, and a hint where one helps.
 fn describe(e: &CtlError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let mut text = crate::failure::chain(e);
     if matches!(e, CtlError::Connect { .. }) {
         text.push_str(" (is liftoff running as PID 1?)");
     }

@@ -538,21 +538,11 @@ mod tests {
         ];
         for (name, spec, words) in cases {
             let err = build(&spec).unwrap_err();
-            let text = error_chain(&err);
+            let text = crate::failure::chain(&err);
             for word in words {
                 assert!(text.contains(word), "{name}: {word:?} not in {text:?}");
             }
         }
-    }
-
-    fn error_chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        text
     }
 
     #[test]
