@@ -349,11 +349,7 @@ impl Services {
                 // A unit about to restart keeps its socket and cgroup: the
                 // restart reuses them, and making a cgroup anew costs the
                 // kernel more than anything else in a restart.
-                let restarting = self
-                    .supervisor
-                    .status(&unit)
-                    .is_some_and(|s| s.state == units::supervisor::State::Restarting);
-                if restarting {
+                if self.supervisor.state(&unit) == Some(units::supervisor::State::Restarting) {
                     return;
                 }
                 if let Some(slot) = self.notify.remove(&unit) {
@@ -421,21 +417,7 @@ impl Services {
             warn!("cannot chmod {}: {e}", path.display());
         }
         if let Some(user) = &unit.process.user {
-            let etc = Path::new(ETC);
-            let identity = fs::read_to_string(etc.join("passwd"))
-                .and_then(|p| fs::read_to_string(etc.join("group")).map(|g| (p, g)))
-                .map_err(|e| e.to_string())
-                .and_then(|(p, g)| {
-                    units::spawn::users::resolve(
-                        &p,
-                        &g,
-                        Some(user),
-                        unit.process.group.as_deref(),
-                        &[],
-                    )
-                    .map_err(|e| e.to_string())
-                });
-            match identity {
+            match units::spawn::resolve_identity(unit, Path::new(ETC)) {
                 Ok(id) => {
                     if let Err(e) = nix::unistd::chown(&path, Some(id.uid), Some(id.gid)) {
                         warn!("cannot chown {} to {user}: {e}", path.display());

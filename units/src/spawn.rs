@@ -517,8 +517,9 @@ pub fn kill_unit(
 }
 
 /// `<etc>/passwd` and `<etc>/group`, then the unit's identity. A missing
-/// file reads as empty: numeric ids still work, names fail by name.
-fn resolve_identity(unit: &Unit, etc: &Path) -> Result<Identity, SpawnError> {
+/// file reads as empty: numeric ids still work, names fail by name. PID 1
+/// also uses it to hand a unit's notify socket to the unit's user.
+pub fn resolve_identity(unit: &Unit, etc: &Path) -> Result<Identity, SpawnError> {
     let read = |file: &str| {
         let path = etc.join(file);
         match fs::read_to_string(&path) {

@@ -646,6 +646,11 @@ impl Supervisor {
         self.index.get(name).map(|&i| self.status_of(i))
     }
 
+    /// One unit's state, without building its whole status.
+    pub fn state(&self, name: &str) -> Option<State> {
+        self.index.get(name).map(|&i| self.slots[i].state)
+    }
+
     /// Every unit's status, by name.
     pub fn list(&self) -> Vec<UnitStatus> {
         self.by_name.iter().map(|&i| self.status_of(i)).collect()

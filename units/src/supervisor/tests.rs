@@ -85,7 +85,9 @@ fn notify(name: &str, datagram: &str) -> Input {
 }
 
 fn state(sv: &Supervisor, name: &str) -> State {
-    sv.status(name).expect("known unit").state
+    let state = sv.state(name).expect("known unit");
+    assert_eq!(Some(state), sv.status(name).map(|s| s.state));
+    state
 }
 
 fn reason(sv: &Supervisor, name: &str) -> Option<String> {
@@ -805,6 +807,7 @@ fn list_is_sorted_and_complete() {
     );
     assert_eq!(sv.unit("alpha").map(|u| u.name.as_str()), Some("alpha"));
     assert!(sv.status("nope").is_none());
+    assert!(sv.state("nope").is_none());
 }
 
 #[test]
