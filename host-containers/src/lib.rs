@@ -20,9 +20,11 @@
 //! API are future work, as are the separate containerd instance for host
 //! containers and their SELinux domains.
 
+pub mod archive;
 pub mod cli;
 pub mod generate;
 pub mod settings;
+pub mod spec;
 pub mod unit;
 
 pub use generate::{GenerateError, Generated, GeneratedUnit, generate};
