@@ -9,20 +9,24 @@
 //! * [`unit`](mod@unit): the unit file that runs an enabled host container (pure);
 //! * [`generate`](mod@generate): the boot-time generator that writes those
 //!   unit files into `/run/liftoff/units`;
-//! * [`cli`]: the `host-ctr` command line (`settings`, `units`).
+//! * [`archive`]: a local OCI archive, read and verified blob by blob;
+//! * [`spec`]: the OCI runtime spec of an ordinary or superpowered host
+//!   container (pure);
+//! * `run` (feature `run`): one host container's life through
+//!   containerd's gRPC API, `host-ctr run`;
+//! * [`cli`]: the `host-ctr` command line (`settings`, `units`, `run`).
 //!
 //! The user documentation is `docs/host-containers.md`.
 //!
-//! Left out: running the container (containerd's API). The generated units
-//! run `host-ctr run --name NAME --source ARCHIVE [--superpowered]`, which
-//! does not exist yet: importing the archive, creating the container from
-//! an OCI runtime spec and supervising its task through containerd's gRPC
-//! API are future work, as are the separate containerd instance for host
-//! containers and their SELinux domains.
+//! liftoff's PID 1 links this crate without the `run` feature, for the
+//! settings and the generator only: containerd's client (tonic, tokio)
+//! stays out of PID 1.
 
 pub mod archive;
 pub mod cli;
 pub mod generate;
+#[cfg(feature = "run")]
+pub mod run;
 pub mod settings;
 pub mod spec;
 pub mod unit;

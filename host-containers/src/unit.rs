@@ -16,6 +16,10 @@ pub const HOST_CTR: &str = "/usr/bin/host-ctr";
 /// must have it stopped, and the task deleted, well within this.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the first start of a host container may take, image import
+/// and unpack included, before liftoff gives up on it (and restarts it).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The argv of the unit's main process:
 /// `host-ctr run --name NAME --source SOURCE [--superpowered]`.
 pub fn exec_for(settings: &Settings) -> Vec<String> {
@@ -70,10 +74,17 @@ pub fn unit_for(settings: &Settings) -> String {
     let _ = writeln!(text, "requires = [{}]", quote(HOST_CONTAINERD));
     let _ = writeln!(
         text,
-        "# Ready when host-ctr starts; boot complete waits for that only."
+        "# Ready when the container's task has started (host-ctr sends READY=1).\n\
+         # Boot complete does not wait for it: a host container that cannot start\n\
+         # is retried with backoff while the rest of the machine runs."
     );
-    let _ = writeln!(text, "type = \"simple\"");
-    let _ = writeln!(text, "boot = \"wait\"");
+    let _ = writeln!(text, "type = \"notify\"");
+    let _ = writeln!(
+        text,
+        "ready_timeout = {}",
+        quote(&humantime::format_duration(READY_TIMEOUT).to_string())
+    );
+    let _ = writeln!(text, "boot = \"start\"");
     let _ = writeln!(text);
     let _ = writeln!(text, "restart = \"always\"");
     let _ = writeln!(
@@ -171,8 +182,9 @@ mod tests {
         assert_eq!(unit.stop_signal, libc_sigterm());
         assert_eq!(unit.stop_timeout, STOP_TIMEOUT);
         assert_eq!(unit.kill_mode, KillMode::Group);
-        assert_eq!(unit.kind, units::Kind::Simple);
-        assert_eq!(unit.boot, units::Boot::Wait);
+        assert_eq!(unit.kind, units::Kind::Notify);
+        assert_eq!(unit.ready_timeout, Some(READY_TIMEOUT));
+        assert_eq!(unit.boot, units::Boot::Start);
         assert_eq!(unit.process.stdout, units::Output::Kmsg);
         assert_eq!(unit.process.stderr, units::Output::Kmsg);
     }
@@ -213,9 +225,12 @@ description = "admin container"
 exec = ["/usr/bin/host-ctr", "run", "--name", "admin", "--source", "/usr/share/host-containers/admin.tar", "--superpowered"]
 # The host containers' own containerd; it must be ready first.
 requires = ["host-containerd"]
-# Ready when host-ctr starts; boot complete waits for that only.
-type = "simple"
-boot = "wait"
+# Ready when the container's task has started (host-ctr sends READY=1).
+# Boot complete does not wait for it: a host container that cannot start
+# is retried with backoff while the rest of the machine runs.
+type = "notify"
+ready_timeout = "10m"
+boot = "start"
 
 restart = "always"
 restart_delay = "1s"
