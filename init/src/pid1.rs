@@ -165,6 +165,12 @@ fn reexec() -> Result<Infallible, Pid1Error> {
 pub fn main(start: Duration) -> ! {
     logger::install();
     failure::install_panic_hook();
+    // After the SELinux re-exec of /proc/self/exe the kernel names the
+    // process `exe`; `ps` and /proc/1/comm should say `init` as after the
+    // kernel's own exec of /init or /sbin/init.
+    if let Err(e) = nix::sys::prctl::set_name(c"init") {
+        log::debug!("cannot name the process init: {e}");
+    }
     let mut pid1 = Pid1 {
         stamps: Stamps::default(),
         mounted: Vec::new(),
@@ -274,6 +280,7 @@ impl Pid1 {
                 ),
                 None => info!("stage 2 on a root the kernel mounted (no stage 1 record)"),
             }
+            crate::stage2::generate_host_container_units();
             self.stamps.mark("units");
             info!("boot stamps: {}", self.stamps.summary());
             let dirs: Vec<PathBuf> = UNIT_DIRS.iter().map(PathBuf::from).collect();

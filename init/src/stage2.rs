@@ -90,7 +90,9 @@ enum Source {
     },
 }
 
-/// The boot record written when boot completes.
+/// The boot record written when boot completes, and again each time a
+/// unit that boot did not wait for (`boot = "start"`, a host container)
+/// becomes ready for the first time, so that its ready time is in it too.
 #[derive(Debug, Serialize)]
 pub struct BootRecord<'a> {
     /// Stage 1's stamps (empty without an initramfs).
@@ -102,15 +104,16 @@ pub struct BootRecord<'a> {
     /// The units boot waited for that failed.
     pub failed: &'a [UnitName],
     /// Every unit's start and ready times.
-    pub units: Vec<UnitTimes>,
+    pub units: &'a [UnitTimes],
 }
 
 /// One unit in the boot record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UnitTimes {
     /// The unit.
     pub name: UnitName,
-    /// Its state when boot completed.
+    /// Its state when boot completed (or, for a unit ready later, when it
+    /// became ready).
     pub state: units::supervisor::State,
     /// When its start began (µs since kernel start).
     pub started_us: Option<u64>,
@@ -132,6 +135,8 @@ pub struct Services {
     outcomes: Vec<Outcome>,
     /// CLOCK_BOOTTIME when boot completed.
     boot_complete: Option<Duration>,
+    /// What the boot record holds, kept to write it again.
+    record: Option<Record>,
     /// Stage 1's stamps, for the boot record.
     stage1: Vec<StampRecord>,
     /// PID 1's own stamps, for the boot record.
@@ -189,6 +194,7 @@ impl Services {
             pending: VecDeque::new(),
             outcomes: Vec::new(),
             boot_complete: None,
+            record: None,
             stage1: Vec::new(),
             stamps: Vec::new(),
         }
@@ -323,7 +329,38 @@ impl Services {
                 _ => break,
             }
         }
+        self.late_ready();
         std::mem::take(&mut self.outcomes)
+    }
+
+    /// Puts the first ready time of units that were not ready when boot
+    /// completed into the boot record, and writes it again.
+    fn late_ready(&mut self) {
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        if record.waiting.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        let supervisor = &self.supervisor;
+        record.waiting.retain(|&i| {
+            let Some(times) = record.units.get_mut(i) else {
+                return false;
+            };
+            match supervisor.status(&times.name) {
+                Some(status) if status.ready_at.is_some() => {
+                    *times = unit_times(&status);
+                    changed = true;
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            }
+        });
+        if changed {
+            record.write(&self.stage1, &self.stamps);
+        }
     }
 
     fn act(&mut self, action: Action, epoll: &Epoll) {
@@ -507,21 +544,99 @@ impl Services {
                 failed.join(", ")
             );
         }
-        let record = BootRecord {
-            stage1: &self.stage1,
-            stage2: &self.stamps,
+        let units: Vec<UnitTimes> = statuses.iter().map(unit_times).collect();
+        // Units started at boot but not ready yet: their ready time is
+        // added when it comes.
+        let waiting = units
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.started_us.is_some() && t.ready_us.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let record = Record {
             boot_complete_us: us(now),
-            failed,
-            units: statuses.iter().map(unit_times).collect(),
+            failed: failed.to_vec(),
+            units,
+            waiting,
         };
-        match serde_json::to_vec_pretty(&record) {
-            Ok(json) => {
-                if let Err(e) = fs::write(BOOT_RECORD, json) {
-                    warn!("cannot write {BOOT_RECORD}: {e}");
-                }
+        record.write(&self.stage1, &self.stamps);
+        self.record = Some(record);
+    }
+}
+
+/// The parts of the boot record that [`Services`] keeps.
+#[derive(Debug)]
+struct Record {
+    boot_complete_us: u64,
+    failed: Vec<UnitName>,
+    units: Vec<UnitTimes>,
+    /// Indexes into `units` of those not ready yet.
+    waiting: Vec<usize>,
+}
+
+impl Record {
+    /// Writes [`BOOT_RECORD`] (to a temporary file renamed into place, so
+    /// a reader never sees half of it).
+    fn write(&self, stage1: &[StampRecord], stamps: &[Stamp]) {
+        let record = BootRecord {
+            stage1,
+            stage2: stamps,
+            boot_complete_us: self.boot_complete_us,
+            failed: &self.failed,
+            units: &self.units,
+        };
+        let json = match serde_json::to_vec_pretty(&record) {
+            Ok(json) => json,
+            Err(e) => {
+                warn!("cannot encode the boot record: {e}");
+                return;
             }
-            Err(e) => warn!("cannot encode the boot record: {e}"),
+        };
+        let temporary = format!("{BOOT_RECORD}.tmp");
+        if let Err(e) =
+            fs::write(&temporary, json).and_then(|()| fs::rename(&temporary, BOOT_RECORD))
+        {
+            warn!("cannot write {BOOT_RECORD}: {e}");
         }
+    }
+}
+
+/// Writes a unit for every enabled host container into
+/// `/run/liftoff/units` (`host_ctr::generate`: settings from the image's
+/// `/etc/liftoff/host-containers`, the operator's `/local/host-containers`),
+/// before the units are read. A bad settings file costs its own host
+/// container and is logged with its file, line and key; nothing here stops
+/// the boot. Without either folder there is nothing to do.
+pub fn generate_host_container_units() {
+    let image = Path::new(host_ctr::settings::IMAGE_DIR);
+    let local = Path::new(host_ctr::settings::LOCAL_DIR);
+    if !image.exists() && !local.exists() {
+        return;
+    }
+    match host_ctr::generate(image, local, Path::new(units::file::RUN_UNITS)) {
+        Ok(generated) => {
+            for error in &generated.errors {
+                error!("host containers: {}", crate::failure::chain(error));
+            }
+            if !generated.units.is_empty() || !generated.disabled.is_empty() {
+                let names: Vec<&str> = generated.units.iter().map(|u| u.name.as_str()).collect();
+                info!(
+                    "host containers: unit{} for {}{}",
+                    if names.len() == 1 { "" } else { "s" },
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    },
+                    if generated.disabled.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not enabled: {})", generated.disabled.join(", "))
+                    }
+                );
+            }
+        }
+        Err(error) => error!("host containers: {}", crate::failure::chain(&error)),
     }
 }
 
