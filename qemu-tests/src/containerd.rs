@@ -11,9 +11,12 @@
 //!    gets and where ([`PROGRAMS`]); [`crate::GuestRoot::with_containerd`]
 //!    copies them with the libraries `ldd` names (bookworm's are dynamic Go
 //!    binaries: libc, and libseccomp for runc) and the loader, and stages
-//!    [`CONFIG_TOML`].
-//! 3. [`CONTAINERD_UNIT`] is the unit file that supervises it (issue 7,
-//!    item 1), shared by the scenarios and the demo.
+//!    the configuration of the system instance, [`CONTAINERD`].
+//! 3. [`Instance::unit`] is the unit file that supervises an instance
+//!    (issue 7, item 1), shared by the scenarios; [`Instance::config_toml`]
+//!    its configuration. Both are generated from the instance's paths, so
+//!    the host containers' instance
+//!    ([`crate::host_containers::HOST_CONTAINERD`]) shares them.
 //!
 //! Package layout (bookworm: containerd 1.6.20, runc 1.1.5):
 //! `usr/bin/{containerd,containerd-shim,containerd-shim-runc-v1,
@@ -21,8 +24,7 @@
 //! `usr/bin/runc` symlink to it). The v1 shims are left out: containerd
 //! 1.6 runs tasks with `io.containerd.runc.v2`.
 //!
-//! What it leaves out: the CRI plugin and networking (no CNI), a separate
-//! containerd for host containers, an SELinux domain for containerd.
+//! What it leaves out: the CRI plugin and networking (no CNI).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -51,35 +53,91 @@ pub const GUEST_CONTAINERD: &str = "/usr/bin/containerd";
 /// containerd's debugging client on the guest.
 pub const GUEST_CTR: &str = "/usr/bin/ctr";
 
-/// Where [`CONFIG_TOML`] goes on the guest.
+/// Where the system containerd's configuration ([`Instance::config_toml`]
+/// of [`CONTAINERD`]) goes on the guest.
 pub const GUEST_CONFIG: &str = "/etc/containerd/config.toml";
 
-/// containerd's gRPC socket on the guest (`ctr --address`).
+/// The system containerd's gRPC socket on the guest (`ctr --address`).
 pub const SOCKET: &str = "/run/containerd/containerd.sock";
 
-/// The unit's name: `liftoff ctl status containerd`, `unit containerd:
-/// ready` in the log.
+/// The system containerd's unit name: `liftoff ctl status containerd`,
+/// `unit containerd: ready` in the log.
 pub const UNIT_NAME: &str = "containerd";
 
-/// containerd's configuration (format version 2, containerd 1.5 and
-/// later).
+/// The SELinux domain every containerd instance runs in
+/// (`selinux/policy/10-types.cil`), for [`Instance::unit`] on an SELinux
+/// guest.
+pub const SELINUX_TYPE: &str = "containerd_t";
+
+/// One containerd instance on the guest: the system's ([`CONTAINERD`]) or
+/// the host containers' own
+/// ([`crate::host_containers::HOST_CONTAINERD`]), which run side by side
+/// from the same binary with their own configuration, `root`, `state`,
+/// socket and unit. Its configuration and unit file are generated from
+/// these paths by [`Instance::config_toml`] and [`Instance::unit`], so the
+/// two instances differ only where they must.
 ///
-/// * `root`, the content store, snapshots and metadata, is on the
-///   persistent `/local` volume ([`LOCAL_VOLUME`]): the erofs root is
-///   read-only, and the overlayfs snapshotter needs an upper directory on a
-///   filesystem with `d_type` (ext4 has it). `state`, the sockets and the
-///   shims' bundles, is on `/run`, a tmpfs, as they must not outlive a
-///   boot.
-/// * Disabled plugins: the CRI plugin (Kubernetes, needs CNI networking),
-///   the snapshotters the guest kernel lacks (aufs, btrfs, devmapper, zfs:
-///   each would only log why it skipped) and the tracing exporters (they
-///   would dial out).
-/// * The `opt` plugin installs "managed" binaries; its default folder,
-///   `/opt/containerd`, is on the read-only root, so it moves under `root`.
-pub const CONFIG_TOML: &str = r#"# qemu-tests/src/containerd.rs: containerd for the liftoff QEMU guest.
+/// Every path is absolute and holds no `"` or `\`: they are written into
+/// TOML strings as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    /// The unit's name (`/etc/liftoff/units/NAME.toml`).
+    pub unit_name: &'static str,
+    /// The unit's `description`, shown by `liftoff ctl status`.
+    pub description: &'static str,
+    /// Where its configuration goes on the guest (`--config`).
+    pub config: &'static str,
+    /// Its `root`: content store, snapshots and metadata.
+    pub root: &'static str,
+    /// Its `state`: sockets and the shims' bundles.
+    pub state: &'static str,
+    /// Its gRPC socket (`ctr --address`), under `state`.
+    pub socket: &'static str,
+}
+
+/// The system containerd: unit `containerd`, configuration at
+/// [`GUEST_CONFIG`], root `/local/containerd`, state `/run/containerd`,
+/// socket [`SOCKET`].
+pub const CONTAINERD: Instance = Instance {
+    unit_name: UNIT_NAME,
+    description: "containerd container runtime",
+    config: GUEST_CONFIG,
+    root: "/local/containerd",
+    state: "/run/containerd",
+    socket: SOCKET,
+};
+
+impl Instance {
+    /// The instance's configuration (format version 2, containerd 1.5 and
+    /// later), for [`Instance::config`].
+    ///
+    /// * `root`, the content store, snapshots and metadata, is on the
+    ///   persistent `/local` volume ([`LOCAL_VOLUME`]): the erofs root is
+    ///   read-only, and the overlayfs snapshotter needs an upper directory
+    ///   on a filesystem with `d_type` (ext4 has it). `state`, the sockets
+    ///   and the shims' bundles, is on `/run`, a tmpfs, as they must not
+    ///   outlive a boot.
+    /// * Disabled plugins: the CRI plugin (Kubernetes, needs CNI
+    ///   networking), the snapshotters the guest kernel lacks (aufs, btrfs,
+    ///   devmapper, zfs: each would only log why it skipped) and the
+    ///   tracing exporters (they would dial out).
+    /// * The `opt` plugin installs "managed" binaries; its default folder,
+    ///   `/opt/containerd`, is on the read-only root, so it moves under
+    ///   `root` (`ROOT/opt`).
+    #[must_use]
+    pub fn config_toml(&self) -> String {
+        let Self {
+            unit_name,
+            root,
+            state,
+            socket,
+            ..
+        } = self;
+        format!(
+            r#"# qemu-tests/src/containerd.rs: {unit_name} for the liftoff QEMU guest.
 version = 2
-root = "/local/containerd"
-state = "/run/containerd"
+root = "{root}"
+state = "{state}"
 disabled_plugins = [
   "io.containerd.grpc.v1.cri",
   "io.containerd.snapshotter.v1.aufs",
@@ -91,30 +149,49 @@ disabled_plugins = [
 ]
 
 [grpc]
-  address = "/run/containerd/containerd.sock"
+  address = "{socket}"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "/local/containerd/opt"
-"#;
+  path = "{root}/opt"
+"#
+        )
+    }
 
-/// The unit file supervising containerd (issue 7, item 1), for
-/// `/etc/liftoff/units/containerd.toml`.
-///
-/// * `type = "notify"`: containerd sends `READY=1` once its gRPC server
-///   serves, so units after it can talk to the socket at once.
-/// * `kill_mode = "process"`: a stop or a restart signals containerd only;
-///   the shims in its cgroup, and the containers under them, live on.
-/// * `delegate`: runc creates the containers' cgroups below containerd's.
-/// * `oom_score_adj = -999` and the raised limits are Debian's
-///   `containerd.service` values (`LimitNPROC=infinity`,
-///   `LimitNOFILE=infinity`, which is the kernel's `nr_open`, 1048576).
-/// * `ready_timeout`: containerd is ready in well under a second on
-///   hardware; QEMU's TCG on a loaded two-core machine is far slower.
-/// * `restart = "always"` with a 1 s backoff doubling up to 30 s.
-pub const CONTAINERD_UNIT: &str = r#"# qemu-tests/src/containerd.rs: CONTAINERD_UNIT
-description = "containerd container runtime"
+    /// The unit file supervising the instance (issue 7, item 1), for
+    /// `/etc/liftoff/units/UNIT_NAME.toml`; with `selinux`, it runs in
+    /// [`SELINUX_TYPE`] (an SELinux guest, [`crate::GuestRoot::selinux`]).
+    ///
+    /// * `type = "notify"`: containerd sends `READY=1` once its gRPC server
+    ///   serves, so units after it can talk to the socket at once.
+    /// * `kill_mode = "process"`: a stop or a restart signals containerd
+    ///   only; the shims in its cgroup, and the containers under them, live
+    ///   on.
+    /// * `delegate`: runc creates the containers' cgroups below
+    ///   containerd's.
+    /// * `oom_score_adj = -999` and the raised limits are Debian's
+    ///   `containerd.service` values (`LimitNPROC=infinity`,
+    ///   `LimitNOFILE=infinity`, which is the kernel's `nr_open`, 1048576).
+    /// * `ready_timeout`: containerd is ready in well under a second on
+    ///   hardware; QEMU's TCG on a loaded two-core machine is far slower.
+    /// * `restart = "always"` with a 1 s backoff doubling up to 30 s.
+    #[must_use]
+    pub fn unit(&self, selinux: bool) -> String {
+        let Self {
+            unit_name,
+            description,
+            config,
+            ..
+        } = self;
+        let selinux_type = if selinux {
+            format!("selinux_type = \"{SELINUX_TYPE}\"\n")
+        } else {
+            String::new()
+        };
+        format!(
+            r#"# qemu-tests/src/containerd.rs: the {unit_name} unit
+description = "{description}"
 type = "notify"
-exec = ["/usr/bin/containerd", "--config", "/etc/containerd/config.toml"]
+exec = ["{GUEST_CONTAINERD}", "--config", "{config}"]
 ready_timeout = "5min"
 restart = "always"
 restart_delay = "1s"
@@ -124,14 +201,17 @@ stop_timeout = "30s"
 oom_score_adj = -999
 stdout = "kmsg"
 stderr = "kmsg"
-
+{selinux_type}
 [limits]
 nofile = 1048576
 nproc = "infinity"
 
 [cgroup]
 delegate = true
-"#;
+"#
+        )
+    }
+}
 
 /// The `mounts.toml` that gives containerd its `root`: a persistent ext4
 /// volume on the image's blank `DATA` partition, formatted at first boot
@@ -142,6 +222,11 @@ kind = "persistent"
 target = "/local"
 partlabel = "DATA"
 "#;
+
+/// The SELinux label of `/local`'s top folder on a guest with SELinux
+/// (a line [`crate::guest_root::GuestRoot`] adds to [`LOCAL_VOLUME`]):
+/// what is created under it inherits it.
+pub const LOCAL_CONTEXT: &str = "system_u:object_r:local_t";
 
 /// The kernel modules containerd needs beyond the base ones: `overlay`
 /// for the overlayfs snapshotter (the guest has no modprobe, so it cannot
@@ -309,20 +394,24 @@ fn unpack(deb: &Path, dir: &Path) -> Result<PathBuf, ContainerdError> {
 }
 
 #[cfg(test)]
-mod tests {
+// `pub(crate)`: the host containers' instance is checked the same way
+// (`crate::host_containers`).
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn the_unit_file_is_one_liftoff_accepts() {
-        let path = PathBuf::from(format!("{UNIT_NAME}.toml"));
-        let unit = units::file::parse(&path, CONTAINERD_UNIT).expect("a valid unit file");
-        assert_eq!(unit.name, UNIT_NAME);
+    /// Checks what every containerd unit shares, and returns the unit.
+    pub(crate) fn check_unit(instance: &Instance, selinux: bool) -> units::unit::Unit {
+        let path = PathBuf::from(format!("{}.toml", instance.unit_name));
+        let text = instance.unit(selinux);
+        let unit = units::file::parse(&path, &text).expect("a valid unit file");
+        assert_eq!(unit.name, instance.unit_name);
+        assert_eq!(unit.description.as_deref(), Some(instance.description));
         assert_eq!(unit.kind, units::unit::Kind::Notify);
         assert_eq!(unit.kill_mode, units::unit::KillMode::Process);
         assert_eq!(unit.restart, units::unit::Restart::Always);
         assert_eq!(
             unit.process.argv,
-            [GUEST_CONTAINERD, "--config", GUEST_CONFIG]
+            [GUEST_CONTAINERD, "--config", instance.config]
         );
         assert_eq!(unit.process.oom_score_adj, Some(-999));
         assert!(unit.process.cgroup.delegate);
@@ -333,6 +422,32 @@ mod tests {
         );
         let nproc = &unit.process.limits["nproc"];
         assert_eq!((nproc.soft, nproc.hard), (None, None), "infinity");
+        let domain = selinux.then(|| units::unit::SelinuxLabel::Type(SELINUX_TYPE.to_owned()));
+        assert_eq!(unit.process.selinux, domain, "{text}");
+        unit
+    }
+
+    /// Checks what every containerd configuration shares: the instance's
+    /// paths, and the CRI plugin off.
+    pub(crate) fn check_config(instance: &Instance) {
+        let text = instance.config_toml();
+        for line in [
+            "version = 2".to_owned(),
+            format!("root = \"{}\"", instance.root),
+            format!("state = \"{}\"", instance.state),
+            format!("  address = \"{}\"", instance.socket),
+            format!("  path = \"{}/opt\"", instance.root),
+            "  \"io.containerd.grpc.v1.cri\",".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(instance.socket.starts_with(&format!("{}/", instance.state)));
+    }
+
+    #[test]
+    fn the_unit_file_is_one_liftoff_accepts() {
+        check_unit(&CONTAINERD, false);
+        check_unit(&CONTAINERD, true);
     }
 
     #[test]
@@ -344,15 +459,16 @@ mod tests {
 
     #[test]
     fn the_config_puts_root_on_local_and_state_on_run() {
+        check_config(&CONTAINERD);
+        let text = CONTAINERD.config_toml();
         for line in [
-            "version = 2",
             "root = \"/local/containerd\"",
             "state = \"/run/containerd\"",
-            "\"io.containerd.grpc.v1.cri\"",
+            "address = \"/run/containerd/containerd.sock\"",
+            "path = \"/local/containerd/opt\"",
         ] {
-            assert!(CONFIG_TOML.contains(line), "{line}");
+            assert!(text.contains(line), "{line}");
         }
-        assert!(CONFIG_TOML.contains(&format!("address = \"{SOCKET}\"")));
     }
 
     #[test]

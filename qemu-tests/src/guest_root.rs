@@ -17,6 +17,10 @@
 //!    its shim, `ctr` and runc from the [`crate::containerd`] cache, with
 //!    their libraries and loader the same way, and containerd's
 //!    configuration;
+//!    optionally ([`GuestRoot::with_host_containers`]) the static
+//!    `host-ctr` and the host containers' own containerd, its
+//!    configuration and unit ([`crate::host_containers`]), and
+//!    ([`GuestRoot::host_container`]) each host container's OCI archive;
 //!    optionally ([`GuestRoot::selinux`]) the repository's SELinux policy,
 //!    compiled by `secilc`, and its `/etc/selinux/config`;
 //! 3. the disk image ([`DiskImage`], adjusted by [`GuestRoot::image`]),
@@ -43,13 +47,15 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::containerd::{self, ContainerdError};
+use crate::host_containers;
 use crate::image::{BuiltImage, DiskImage, ImageBuilder, ImageError};
 use crate::kernel::{KernelError, fetch_kernel};
+use crate::oci::{self, ArchiveOptions, OciError};
 use crate::paths::cache_dir;
 use crate::qemu::{
     KERNEL_FLAG_CONSOLE, KERNEL_FLAG_DEVKMSG, KERNEL_FLAG_PANIC, QemuError, Vm, VmConfig,
 };
-use crate::scenario::{ScenarioError, build_initramfs, liftoff_bin};
+use crate::scenario::{ScenarioError, build_initramfs, host_ctr_bin, liftoff_bin};
 use crate::selinux::{self, KERNEL_FLAG_SELINUX, PolicyError};
 
 /// The modules every guest's initramfs carries (their dependencies come
@@ -91,6 +97,10 @@ pub enum GuestRootError {
     /// `LIFTOFF_BIN` is not set and no [`GuestRoot::liftoff`] was given.
     #[error("{}", crate::scenario::MISSING_LIFTOFF_BIN)]
     NoLiftoff,
+    /// `HOST_CTR_BIN` is not set and no [`GuestRoot::host_ctr`] was given
+    /// for a [`GuestRoot::with_host_containers`] guest.
+    #[error("{}", crate::scenario::MISSING_HOST_CTR_BIN)]
+    NoHostCtr,
     /// The kernel could not be fetched or found in the cache.
     #[error("cannot get the guest kernel (cargo xtask test fetches it)")]
     Kernel(#[source] KernelError),
@@ -142,6 +152,14 @@ pub enum GuestRootError {
     /// The SELinux policy did not compile.
     #[error("cannot compile the SELinux policy")]
     Policy(#[source] PolicyError),
+    /// A host container's OCI archive could not be written.
+    #[error("cannot write the OCI archive {path}")]
+    Archive {
+        /// Its guest path.
+        path: String,
+        #[source]
+        source: OciError,
+    },
 }
 
 /// One file for the root.
@@ -166,6 +184,10 @@ pub struct GuestRoot {
     mounts_toml: Option<String>,
     mkfs_ext4: bool,
     containerd: bool,
+    host_containers: bool,
+    host_ctr: Option<PathBuf>,
+    /// Each host container's archive: its guest path and what it holds.
+    archives: Vec<(String, ArchiveOptions)>,
     modules: Vec<String>,
     image: Option<ImageFn>,
     run_timeout: Duration,
@@ -186,6 +208,12 @@ impl fmt::Debug for GuestRoot {
             .field("mounts_toml", &self.mounts_toml.is_some())
             .field("mkfs_ext4", &self.mkfs_ext4)
             .field("containerd", &self.containerd)
+            .field("host_containers", &self.host_containers)
+            .field("host_ctr", &self.host_ctr)
+            .field(
+                "archives",
+                &self.archives.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
             .field("modules", &self.modules)
             .field("image", &self.image.is_some())
             .field("run_timeout", &self.run_timeout)
@@ -214,6 +242,9 @@ impl GuestRoot {
             mounts_toml: None,
             mkfs_ext4: false,
             containerd: false,
+            host_containers: false,
+            host_ctr: None,
+            archives: Vec::new(),
             modules: Vec::new(),
             image: None,
             run_timeout: DEFAULT_RUN_TIMEOUT,
@@ -292,20 +323,73 @@ impl GuestRoot {
 
     /// Stages Debian's containerd and runc ([`crate::containerd`]: fetched
     /// into the cache on first use) at their packages' paths, with their
-    /// libraries and loader, and [`containerd::CONFIG_TOML`] at
-    /// [`containerd::GUEST_CONFIG`] unless the scenario stages its own.
+    /// libraries and loader, and the configuration of
+    /// [`containerd::CONTAINERD`] at [`containerd::GUEST_CONFIG`] unless
+    /// the scenario stages its own.
     ///
     /// containerd's `root` is on `/local`, so this also implies
     /// [`GuestRoot::with_mkfs_ext4`], the modules in
     /// [`containerd::MODULES`] (`overlay`, `ext4`) and, when the scenario
     /// gives no `mounts.toml`, [`containerd::LOCAL_VOLUME`]; a scenario
     /// with its own must mount `/local` itself. The unit file is the
-    /// scenario's to add: `.unit("containerd", CONTAINERD_UNIT)`.
+    /// scenario's to add: `.unit("containerd", &CONTAINERD.unit(false))`.
     #[must_use]
     pub fn with_containerd(mut self) -> Self {
         self.containerd = true;
         self.mkfs_ext4 = true;
         self
+    }
+
+    /// Stages what host containers need ([`crate::host_containers`]):
+    /// everything of [`GuestRoot::with_containerd`] (containerd, runc, the
+    /// shim and their libraries, `overlay` and `ext4`, `/local`), the
+    /// static `host-ctr` (from `HOST_CTR_BIN`, or [`GuestRoot::host_ctr`])
+    /// at [`host_containers::GUEST_HOST_CTR`], and the host containers'
+    /// containerd: its configuration at
+    /// [`host_containers::HOST_CONTAINERD_CONFIG_PATH`] and its unit
+    /// `host-containerd` (in `containerd_t` on a [`GuestRoot::selinux`]
+    /// guest), each unless the scenario stages its own.
+    ///
+    /// The system containerd's unit stays the scenario's to add; the host
+    /// containers themselves are added with [`GuestRoot::host_container`].
+    #[must_use]
+    pub fn with_host_containers(self) -> Self {
+        let mut root = self.with_containerd();
+        root.host_containers = true;
+        root
+    }
+
+    /// The static `host-ctr` to stage for
+    /// [`GuestRoot::with_host_containers`]; `HOST_CTR_BIN` by default.
+    #[must_use]
+    pub fn host_ctr(mut self, host: impl Into<PathBuf>) -> Self {
+        self.host_ctr = Some(host.into());
+        self
+    }
+
+    /// Host container `name`: `settings` (such as
+    /// [`host_containers::settings_toml`]) at
+    /// `/etc/liftoff/host-containers/NAME.toml` and, when `archive` is
+    /// given, a busybox OCI archive built from it
+    /// ([`oci::busybox_archive`]) at
+    /// [`host_containers::archive_path`] (`/usr/share/host-containers/NAME.tar`).
+    /// `None` leaves the archive out, for a scenario whose `source` is
+    /// missing on purpose or staged with [`GuestRoot::file`].
+    ///
+    /// Goes with [`GuestRoot::with_host_containers`], which stages what
+    /// runs it.
+    #[must_use]
+    pub fn host_container(
+        mut self,
+        name: &str,
+        settings: &str,
+        archive: Option<&ArchiveOptions>,
+    ) -> Self {
+        if let Some(options) = archive {
+            self.archives
+                .push((host_containers::archive_path(name), options.clone()));
+        }
+        self.file(host_containers::settings_path(name), settings, 0o644)
     }
 
     /// Modules the initramfs carries besides [`BASE_MODULES`] (`ext4`,
@@ -354,6 +438,11 @@ impl GuestRoot {
             Some(path) => path,
             None => liftoff_bin().ok_or(GuestRootError::NoLiftoff)?,
         };
+        let host_ctr = match (self.host_containers, self.host_ctr) {
+            (false, _) => None,
+            (true, Some(path)) => Some(path),
+            (true, None) => Some(host_ctr_bin().ok_or(GuestRootError::NoHostCtr)?),
+        };
         let kernel = fetch_kernel(&cache_dir()).map_err(GuestRootError::Kernel)?;
         let dir = tempfile::Builder::new()
             .prefix("liftoff-qemu-")
@@ -367,7 +456,14 @@ impl GuestRoot {
         let mut files = self.files;
         let mut mounts_toml = self.mounts_toml;
         if self.containerd && mounts_toml.is_none() {
-            mounts_toml = Some(containerd::LOCAL_VOLUME.to_owned());
+            let mut volume = containerd::LOCAL_VOLUME.to_owned();
+            if self.selinux {
+                // A fresh ext4 has no labels: without one on its top
+                // folder, everything containerd unpacks there would be
+                // unlabeled_t, which no container domain may run.
+                volume.push_str(&format!("context = \"{}\"\n", containerd::LOCAL_CONTEXT));
+            }
+            mounts_toml = Some(volume);
         }
         if let Some(text) = &mounts_toml {
             let volumes = mounts::volumes::parse(Path::new(MOUNTS_TOML), text)
@@ -395,9 +491,11 @@ impl GuestRoot {
             write_file(&staging, &file.path, &file.bytes, file.mode)?;
         }
 
-        // 2. mkfs.ext4, containerd and runc, and what they link against;
-        // containerd's configuration and the SELinux policy, unless the
-        // scenario brought its own (a broken policy).
+        // 2. mkfs.ext4, containerd and runc, host-ctr, and what they link
+        // against; the configurations and units of containerd and the host
+        // containers' containerd, and the SELinux policy, unless the
+        // scenario brought its own (a broken policy); the host containers'
+        // archives.
         let mut libraries = BTreeSet::new();
         if self.mkfs_ext4 {
             let host = Path::new(HOST_MKFS_EXT4);
@@ -405,6 +503,12 @@ impl GuestRoot {
         }
         if self.containerd {
             stage_containerd(&staging, &files, &mut libraries)?;
+        }
+        if let Some(host_ctr) = &host_ctr {
+            stage_host_containers(&staging, &files, host_ctr, self.selinux, &mut libraries)?;
+        }
+        for (guest, options) in &self.archives {
+            stage_archive(&staging, &self.busybox, guest, options)?;
         }
         if self.selinux {
             stage_selinux(dir.path(), &staging, &files)?;
@@ -682,10 +786,67 @@ fn stage_containerd(
         write_file(
             staging,
             containerd::GUEST_CONFIG,
-            containerd::CONFIG_TOML.as_bytes(),
+            containerd::CONTAINERD.config_toml().as_bytes(),
             0o644,
         )?;
     }
+    Ok(())
+}
+
+/// Stages `host-ctr` (the host's file at `host_ctr`; static, so it brings
+/// no libraries, but a dynamic build would bring its own) and, unless
+/// `files` hold their own, the host containers' containerd's
+/// configuration and unit (in `containerd_t` when `selinux`).
+fn stage_host_containers(
+    staging: &Path,
+    files: &[StagedFile],
+    host_ctr: &Path,
+    selinux: bool,
+    libraries: &mut BTreeSet<String>,
+) -> Result<(), GuestRootError> {
+    stage_program(
+        staging,
+        host_ctr,
+        host_containers::GUEST_HOST_CTR,
+        libraries,
+    )?;
+    let unit = format!(
+        "{UNITS_DIR}/{}.toml",
+        host_containers::HOST_CONTAINERD_UNIT_NAME
+    );
+    for (guest, text) in [
+        (
+            host_containers::HOST_CONTAINERD_CONFIG_PATH,
+            host_containers::host_containerd_config(),
+        ),
+        (
+            unit.as_str(),
+            host_containers::host_containerd_unit(selinux),
+        ),
+    ] {
+        if !files.iter().any(|f| f.path == guest) {
+            write_file(staging, guest, text.as_bytes(), 0o644)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a busybox OCI archive (`busybox`, the host's static one, with
+/// `options`) straight into the staging folder at `guest`.
+fn stage_archive(
+    staging: &Path,
+    busybox: &Path,
+    guest: &str,
+    options: &ArchiveOptions,
+) -> Result<(), GuestRootError> {
+    let path = under(staging, guest)?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+    }
+    oci::busybox_archive(busybox, &path, options).map_err(|source| GuestRootError::Archive {
+        path: guest.to_owned(),
+        source,
+    })?;
     Ok(())
 }
 

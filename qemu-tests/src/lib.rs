@@ -26,6 +26,11 @@
 //! * [`containerd`] fetches Debian's `containerd` and `runc` packages into
 //!   the same cache (never installing them on the host) and holds what the
 //!   guest needs to run containerd: its configuration and its unit file.
+//! * [`host_containers`] is the guest's side of host containers: where
+//!   `host-ctr`, the host containers' own containerd (`host-containerd`,
+//!   its configuration and unit), their settings files and archives go,
+//!   for [`GuestRoot::with_host_containers`] and
+//!   [`GuestRoot::host_container`].
 //! * [`selinux`] compiles the repository's SELinux policy with `secilc`
 //!   for the guests [`GuestRoot::selinux`] builds.
 //! * [`oci`] writes a tiny OCI image archive (the host's static busybox in
@@ -40,6 +45,7 @@ pub mod containerd;
 pub mod elf;
 pub mod guest;
 pub mod guest_root;
+pub mod host_containers;
 pub mod image;
 pub mod initramfs;
 pub mod kernel;

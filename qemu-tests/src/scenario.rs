@@ -1,5 +1,6 @@
 //! What the QEMU scenarios in `tests/` share: the static liftoff under
-//! test, and an initramfs built by it the way an image build would.
+//! test (and the static host-ctr the host-container guests carry), and an
+//! initramfs built by liftoff the way an image build would.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,19 @@ pub const MISSING_LIFTOFF_BIN: &str = "LIFTOFF_BIN is not set: the QEMU scenario
 /// The static liftoff under test, if `cargo xtask test` named one.
 pub fn liftoff_bin() -> Option<PathBuf> {
     std::env::var_os(LIFTOFF_BIN_ENV).map(PathBuf::from)
+}
+
+/// The environment variable `cargo xtask test` sets to the static
+/// `host-ctr`, which [`crate::GuestRoot::with_host_containers`] stages.
+pub const HOST_CTR_BIN_ENV: &str = "HOST_CTR_BIN";
+
+/// What a host-container scenario says when it runs without `cargo xtask
+/// test`.
+pub const MISSING_HOST_CTR_BIN: &str = "HOST_CTR_BIN is not set: the host-container QEMU scenarios run through `cargo xtask test`, which builds the static host-ctr";
+
+/// The static host-ctr for the guests, if `cargo xtask test` named one.
+pub fn host_ctr_bin() -> Option<PathBuf> {
+    std::env::var_os(HOST_CTR_BIN_ENV).map(PathBuf::from)
 }
 
 /// `liftoff initramfs` failed.

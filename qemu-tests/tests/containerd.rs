@@ -1,7 +1,9 @@
 //! containerd as a liftoff unit, end to end: Debian's `containerd` and
 //! `runc` (from the harness's package cache, [`qemu_tests::containerd`])
 //! on the verified root, supervised by liftoff's stage 2 with the
-//! reference unit file [`CONTAINERD_UNIT`].
+//! reference unit file
+//! ([`Instance::unit`](qemu_tests::containerd::Instance::unit) of
+//! [`CONTAINERD`]).
 //!
 //! Each guest's root holds busybox, liftoff as `/sbin/init`, containerd,
 //! its runc shim, `ctr` and runc with their libraries, containerd's
@@ -21,7 +23,7 @@
 
 use std::time::Duration;
 
-use qemu_tests::containerd::{CONTAINERD_UNIT, GUEST_CTR, SOCKET, UNIT_NAME};
+use qemu_tests::containerd::{CONTAINERD, GUEST_CTR, SOCKET, UNIT_NAME};
 use qemu_tests::guest_root::{Guest, GuestRoot, after, expect, refute};
 use qemu_tests::image::ROOT_NUMBER;
 
@@ -111,7 +113,7 @@ fn guest(script: &str) -> Guest {
     let guest = GuestRoot::new()
         .run_timeout(RUN)
         .with_containerd()
-        .unit(UNIT_NAME, CONTAINERD_UNIT)
+        .unit(UNIT_NAME, &CONTAINERD.unit(false))
         .unit("probe", &probe_unit())
         .script("/etc/probe/probe.sh", &format!("{prelude}{script}"))
         .build()

@@ -1,4 +1,6 @@
-//! Builds the static `liftoff` binary that goes into initramfs images.
+//! Builds the static binaries the QEMU guests carry: `liftoff` (the
+//! initramfs's `/init` and the root's `/sbin/init`) and `host-ctr` (the
+//! host containers' client, `/usr/bin/host-ctr`).
 
 use std::path::PathBuf;
 
@@ -7,7 +9,7 @@ use qemu_tests::paths::workspace_root;
 use crate::XtaskError;
 use crate::cmd::{cargo, run};
 
-/// The target triple liftoff is built for.
+/// The target triple the static binaries are built for.
 ///
 /// The gnu target with `+crt-static` gives a fully static binary with the
 /// toolchain the machines have (the musl target cannot be installed there).
@@ -17,6 +19,19 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds `liftoff` in release mode, statically linked; returns its path.
 pub fn static_liftoff() -> Result<PathBuf, XtaskError> {
+    static_binary("liftoff", "liftoff")
+}
+
+/// Builds `host-ctr` (package `host-ctr`, default features: its containerd
+/// client) in release mode, statically linked; returns its path. The guest
+/// root has no libraries of its own for it to load.
+pub fn static_host_ctr() -> Result<PathBuf, XtaskError> {
+    static_binary("host-ctr", "host-ctr")
+}
+
+/// Builds binary `bin` of `package` in release mode for [`TARGET`] with
+/// `+crt-static`, checks that the result is static, and returns its path.
+fn static_binary(package: &str, bin: &str) -> Result<PathBuf, XtaskError> {
     run(cargo()
         .current_dir(workspace_root())
         .env(
@@ -29,9 +44,9 @@ pub fn static_liftoff() -> Result<PathBuf, XtaskError> {
             "--release",
             "--locked",
             "--package",
-            "liftoff",
+            package,
             "--bin",
-            "liftoff",
+            bin,
             "--target",
             TARGET,
         ]))?;
@@ -40,8 +55,11 @@ pub fn static_liftoff() -> Result<PathBuf, XtaskError> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| workspace_root().join(dir))
         .unwrap_or_else(|| workspace_root().join("target"));
-    let path = target_dir.join(TARGET).join("release").join("liftoff");
-    qemu_tests::ensure_static(&path).map_err(XtaskError::NotStatic)?;
+    let path = target_dir.join(TARGET).join("release").join(bin);
+    qemu_tests::ensure_static(&path).map_err(|source| XtaskError::NotStatic {
+        binary: bin.to_owned(),
+        source,
+    })?;
     Ok(path)
 }
 

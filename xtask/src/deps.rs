@@ -27,11 +27,14 @@ pub const QEMU: &[Need] = &[
 
 /// What building the workspace needs beyond Rust: the `devicemapper` crate
 /// generates its ioctl bindings with bindgen (libclang) from libdevmapper's
-/// headers, found through pkg-config.
+/// headers, found through pkg-config; `containerd-client` (host-ctr's
+/// containerd API) runs `protoc` over containerd's vendored protos in its
+/// build script.
 pub const BUILD: &[Need] = &[
     need("pkg-config", "pkg-config"),
     need("/usr/include/libdevmapper.h", "libdevmapper-dev"),
     need("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
+    need("protoc", "protobuf-compiler"),
 ];
 
 /// What the tests run besides QEMU: cryptsetup's veritysetup as the

@@ -58,9 +58,15 @@ pub enum XtaskError {
     /// Fetching the kernel failed.
     #[error("cannot fetch Debian's kernel")]
     Kernel(#[source] qemu_tests::KernelError),
-    /// The binary built for the initramfs is not static.
-    #[error("the liftoff build is not usable as /init")]
-    NotStatic(#[source] qemu_tests::ElfError),
+    /// A binary built for the guests (liftoff, host-ctr) is not static.
+    #[error("the {binary} build is not static, so the guests cannot run it")]
+    NotStatic {
+        /// The binary's name.
+        binary: String,
+        /// What the ELF check found.
+        #[source]
+        source: qemu_tests::ElfError,
+    },
     /// Writing the initramfs failed.
     #[error("cannot build the initramfs")]
     Initramfs(#[source] qemu_tests::InitramfsError),

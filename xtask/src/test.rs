@@ -26,12 +26,18 @@ pub fn run() -> Result<(), XtaskError> {
         .env("RUSTDOCFLAGS", "-D warnings")
         .args(["doc", "--workspace", "--no-deps", "--locked", "--quiet"]))?;
 
-    // 2. Everything the tests need: the static binary the QEMU scenarios
-    // boot, and Debian's kernel.
+    // 2. Everything the tests need: the static binaries the QEMU scenarios
+    // boot (liftoff) and put on the guests' roots (host-ctr), and Debian's
+    // kernel.
     let liftoff = build::static_liftoff()?;
     eprintln!(
         "xtask: static liftoff is {} bytes (stripped)",
         build::size_of(&liftoff)
+    );
+    let host_ctr = build::static_host_ctr()?;
+    eprintln!(
+        "xtask: static host-ctr is {} bytes (stripped)",
+        build::size_of(&host_ctr)
     );
     let kernel = kernel()?;
     eprintln!("xtask: guest kernel {}", kernel.version);
@@ -41,6 +47,7 @@ pub fn run() -> Result<(), XtaskError> {
     // plain `cargo test` because they need what steps 1-2 installed).
     sh(cargo()
         .current_dir(&root)
-        .env("LIFTOFF_BIN", &liftoff)
+        .env(qemu_tests::scenario::LIFTOFF_BIN_ENV, &liftoff)
+        .env(qemu_tests::scenario::HOST_CTR_BIN_ENV, &host_ctr)
         .args(["test", "--workspace", "--locked", "--", "--include-ignored"]))
 }
