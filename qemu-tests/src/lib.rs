@@ -36,7 +36,8 @@
 //! * [`oci`] writes a tiny OCI image archive (the host's static busybox in
 //!   one gzip layer, with its config, manifest and `index.json`),
 //!   deterministically, for the host-container scenarios to import with no
-//!   network; it also verifies one and corrupts a blob on purpose.
+//!   network, and corrupts a blob on purpose; host-ctr's own reader
+//!   (`host_ctr::archive`) is what checks them.
 //!
 //! What it leaves out: the scenarios themselves live in `tests/`. Nothing here is
 //! needed at run time on a real host, and nothing here needs root.

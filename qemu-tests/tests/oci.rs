@@ -1,9 +1,14 @@
-//! The OCI archive builder (qemu-tests/src/oci.rs) against its own reading
-//! of the image spec: the archive is opened here with `tar`, `flate2`,
-//! `sha2` and `serde_json` alone, not with the module's `verify`, and every
-//! digest, size and link of the chain index → manifest → config and layer
-//! is recomputed. `verify` is then checked against the same archives and
-//! against damaged ones.
+//! The OCI archive builder (qemu-tests/src/oci.rs) against the product's
+//! reader, `host_ctr::archive::Archive::open`: what the builder writes must
+//! open there, with the digests, sizes, diff ID, reference and command the
+//! builder reported, and what `corrupt_blob` damages must be refused there
+//! with the error naming the damaged blob. The harness thus has no reader
+//! of its own that could drift from host-ctr's.
+//!
+//! What `Archive::open` does not look at is read here with `tar`, `flate2`
+//! and `serde_json` alone: which files the archive holds, both name
+//! annotations and the platform in `index.json`, the layer's entries, and
+//! that building twice gives the same bytes.
 
 // The helpers below run only inside tests: a panic there is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -13,11 +18,12 @@ use std::io::Read;
 use std::path::Path;
 
 use flate2::read::GzDecoder;
+use host_ctr::archive::{self as product, ArchiveError};
 use qemu_tests::guest::DEFAULT_BUSYBOX;
 use qemu_tests::oci::{
-    ANNOTATION_IMAGE_NAME, Archive, ArchiveOptions, BlobKind, DEFAULT_APPLETS, DEFAULT_REFERENCE,
-    DEFAULT_SCRIPT, EMPTY_DIRS, MEDIA_TYPE_LAYER, OciError, busybox_archive, corrupt_blob,
-    sha256_hex, verify,
+    ANNOTATION_IMAGE_NAME, Archive, ArchiveOptions, Blob, BlobKind, DEFAULT_APPLETS,
+    DEFAULT_REFERENCE, DEFAULT_SCRIPT, EMPTY_DIRS, LAYOUT_VERSION, MEDIA_TYPE_LAYER, OciError,
+    busybox_archive, corrupt_blob, sha256_hex,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -75,20 +81,6 @@ fn archive_files(path: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The blob a descriptor points to, after checking its size and that it
-/// is a sha256 blob of the archive.
-fn blob<'a>(files: &'a BTreeMap<String, Vec<u8>>, desc: &Value) -> &'a [u8] {
-    let digest = desc["digest"].as_str().unwrap();
-    let hex = digest.strip_prefix("sha256:").unwrap();
-    let bytes = &files[&format!("blobs/sha256/{hex}")];
-    assert_eq!(
-        desc["size"].as_u64().unwrap(),
-        bytes.len() as u64,
-        "{digest}"
-    );
-    bytes
-}
-
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
@@ -102,96 +94,146 @@ fn build(options: &ArchiveOptions) -> (TempDir, Archive) {
     (dir, archive)
 }
 
-#[test]
-fn every_blob_is_named_after_its_sha256() {
-    let (_dir, archive) = build(&ArchiveOptions::default());
-    let files = archive_files(&archive.path);
-    let blobs: Vec<_> = files
-        .keys()
-        .filter_map(|n| n.strip_prefix("blobs/sha256/"))
-        .collect();
-    assert_eq!(blobs.len(), 3, "manifest, config, layer: {blobs:?}");
-    for hex in blobs {
-        assert_eq!(sha256_hex(&files[&format!("blobs/sha256/{hex}")]), hex);
+/// A blob the builder reported, as `Archive::open` reports it.
+fn as_opened(media_type: &str, blob: &Blob) -> product::Blob {
+    product::Blob {
+        media_type: media_type.to_owned(),
+        digest: blob.digest.clone(),
+        size: blob.size,
     }
-    let names: Vec<_> = files.keys().map(String::as_str).collect();
-    assert!(
-        names.contains(&"oci-layout") && names.contains(&"index.json"),
-        "{names:?}"
-    );
-    let layout: Value = serde_json::from_slice(&files["oci-layout"]).unwrap();
-    assert_eq!(layout, json!({"imageLayoutVersion": "1.0.0"}));
+}
+
+/// The single layer of an opened archive, uncompressed, read through the
+/// product's reader.
+fn layer_tar(opened: &product::Archive) -> Vec<u8> {
+    let [layer] = opened.layers.as_slice() else {
+        panic!("one layer: {:?}", opened.layers);
+    };
+    let mut layer_gz = Vec::new();
+    opened
+        .blob_reader(layer)
+        .unwrap()
+        .read_to_end(&mut layer_gz)
+        .unwrap();
+    gunzip(&layer_gz)
 }
 
 #[test]
-fn index_manifest_config_and_layer_form_one_chain() {
-    let options = ArchiveOptions {
+fn the_product_opens_the_archive_as_built() {
+    let custom = ArchiveOptions {
         reference: "localhost/admin:latest".to_owned(),
         script: "echo hello; exec sleep 1000".to_owned(),
         ..ArchiveOptions::default()
     };
-    let (_dir, archive) = build(&options);
-    let files = archive_files(&archive.path);
+    for options in [ArchiveOptions::default(), custom] {
+        let name = options.reference.as_str();
+        let (_dir, archive) = build(&options);
+        let opened =
+            product::Archive::open(&archive.path).unwrap_or_else(|err| panic!("{name}: {err}"));
 
-    // index.json → the manifest, named both ways, for linux/amd64.
+        assert_eq!(
+            opened.manifest,
+            as_opened(MEDIA_TYPE_MANIFEST, &archive.manifest),
+            "{name}"
+        );
+        assert_eq!(
+            opened.config,
+            as_opened(MEDIA_TYPE_CONFIG, &archive.config),
+            "{name}"
+        );
+        assert_eq!(
+            opened.layers,
+            [as_opened(MEDIA_TYPE_LAYER, &archive.layer)],
+            "{name}"
+        );
+        // Archive::open checked the layer against this diff ID; it is
+        // also the builder's, and the sha256 of the layer as read here.
+        assert_eq!(opened.diff_ids, [archive.diff_id.as_str()], "{name}");
+        assert_eq!(
+            archive.diff_id,
+            format!("sha256:{}", sha256_hex(&layer_tar(&opened))),
+            "{name}"
+        );
+        assert_eq!(archive.reference, options.reference, "{name}");
+        assert_eq!(opened.reference.as_deref(), Some(name));
+        assert_eq!(
+            opened.process,
+            product::ImageProcess {
+                cmd: vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    options.script.clone()
+                ],
+                env: vec!["PATH=/bin".to_owned()],
+                ..product::ImageProcess::default()
+            },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_defaults_name_the_image_and_sleep_until_sigterm() {
+    let (_dir, archive) = build(&ArchiveOptions::default());
+    let opened = product::Archive::open(&archive.path).unwrap();
+    assert_eq!(opened.reference.as_deref(), Some(DEFAULT_REFERENCE));
+    assert_eq!(opened.process.cmd, ["/bin/sh", "-c", DEFAULT_SCRIPT]);
+}
+
+#[test]
+fn the_archive_holds_the_layout_the_index_and_three_blobs() {
+    let (_dir, archive) = build(&ArchiveOptions::default());
+    let files = archive_files(&archive.path);
+    let mut expected = vec![
+        "index.json".to_owned(),
+        "oci-layout".to_owned(),
+        archive.manifest.path(),
+        archive.config.path(),
+        archive.layer.path(),
+    ];
+    expected.sort_unstable();
+    let names: Vec<_> = files.keys().cloned().collect();
+    assert_eq!(names, expected, "nothing else");
+    let layout: Value = serde_json::from_slice(&files["oci-layout"]).unwrap();
+    assert_eq!(layout, json!({"imageLayoutVersion": LAYOUT_VERSION}));
+}
+
+#[test]
+fn the_index_names_the_image_both_ways_for_linux_amd64() {
+    // Archive::open takes the first name annotation it finds and lets an
+    // entry without a platform through; containerd reads the first name,
+    // skopeo and podman the second.
+    let (_dir, archive) = build(&ArchiveOptions {
+        reference: "localhost/admin:latest".to_owned(),
+        ..ArchiveOptions::default()
+    });
+    let files = archive_files(&archive.path);
     let index: Value = serde_json::from_slice(&files["index.json"]).unwrap();
     assert_eq!(index["schemaVersion"], 2);
     let manifests = index["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 1);
-    let manifest_desc = &manifests[0];
-    assert_eq!(manifest_desc["mediaType"], MEDIA_TYPE_MANIFEST);
+    assert_eq!(manifests[0]["digest"], archive.manifest.digest.as_str());
     assert_eq!(
-        manifest_desc["annotations"],
+        manifests[0]["annotations"],
         json!({
             ANNOTATION_IMAGE_NAME: "localhost/admin:latest",
             ANNOTATION_REF_NAME: "localhost/admin:latest",
         })
     );
     assert_eq!(
-        manifest_desc["platform"],
+        manifests[0]["platform"],
         json!({"architecture": "amd64", "os": "linux"})
     );
-    assert_eq!(manifest_desc["digest"], archive.manifest.digest.as_str());
-
-    // The manifest → config and one gzip layer.
-    let manifest: Value = serde_json::from_slice(blob(&files, manifest_desc)).unwrap();
+    let manifest: Value = serde_json::from_slice(&files[&archive.manifest.path()]).unwrap();
     assert_eq!(manifest["schemaVersion"], 2);
     assert_eq!(manifest["mediaType"], MEDIA_TYPE_MANIFEST);
-    assert_eq!(manifest["config"]["mediaType"], MEDIA_TYPE_CONFIG);
-    assert_eq!(manifest["config"]["digest"], archive.config.digest.as_str());
-    let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1);
-    assert_eq!(layers[0]["mediaType"], MEDIA_TYPE_LAYER);
-    assert_eq!(layers[0]["digest"], archive.layer.digest.as_str());
-
-    // The config: platform, command, PATH, and the diff_id of the layer
-    // as decompressed here.
-    let config: Value = serde_json::from_slice(blob(&files, &manifest["config"])).unwrap();
-    let layer_tar = gunzip(blob(&files, &layers[0]));
-    let diff_id = format!("sha256:{}", sha256_hex(&layer_tar));
-    assert_eq!(config["architecture"], "amd64");
-    assert_eq!(config["os"], "linux");
-    assert_eq!(
-        config["rootfs"],
-        json!({"type": "layers", "diff_ids": [diff_id.clone()]})
-    );
-    assert_eq!(
-        config["config"]["Cmd"],
-        json!(["/bin/sh", "-c", "echo hello; exec sleep 1000"])
-    );
-    assert_eq!(config["config"]["Env"], json!(["PATH=/bin"]));
-    assert_eq!(archive.diff_id, diff_id);
-    assert_eq!(archive.reference, "localhost/admin:latest");
-
-    // The module's own reading agrees.
-    assert_eq!(verify(&archive.path).unwrap(), archive);
 }
 
 #[test]
 fn layer_holds_busybox_its_applets_and_empty_dirs() {
     let (_dir, archive) = build(&ArchiveOptions::default());
-    let files = archive_files(&archive.path);
-    let layer = read_tar(&gunzip(&files[&archive.layer.path()]));
+    let opened = product::Archive::open(&archive.path).unwrap();
+    let layer = read_tar(&layer_tar(&opened));
 
     let names: Vec<_> = layer.iter().map(|(n, _)| n.as_str()).collect();
     let mut sorted = names.clone();
@@ -248,18 +290,7 @@ fn building_twice_gives_identical_bytes() {
 }
 
 #[test]
-fn default_command_sleeps_until_sigterm() {
-    let (_dir, archive) = build(&ArchiveOptions::default());
-    let files = archive_files(&archive.path);
-    let config: Value = serde_json::from_slice(&files[&archive.config.path()]).unwrap();
-    assert_eq!(
-        config["config"]["Cmd"],
-        json!(["/bin/sh", "-c", DEFAULT_SCRIPT])
-    );
-}
-
-#[test]
-fn a_corrupt_blob_no_longer_matches_its_digest() {
+fn the_product_refuses_a_corrupt_blob_naming_it() {
     for which in [BlobKind::Layer, BlobKind::Config, BlobKind::Manifest] {
         let (_dir, archive) = build(&ArchiveOptions::default());
         let before = std::fs::read(&archive.path).unwrap();
@@ -272,14 +303,25 @@ fn a_corrupt_blob_no_longer_matches_its_digest() {
             "{which:?}: one byte changes"
         );
 
+        // The blob keeps its name and size; its content no longer has its
+        // digest.
         let blob = archive.blob(which);
         let files = archive_files(&archive.path);
         let bytes = &files[&blob.path()];
         assert_eq!(bytes.len() as u64, blob.size, "{which:?}");
-        assert_ne!(sha256_hex(bytes), blob.hex(), "{which:?}");
+        let damaged = format!("sha256:{}", sha256_hex(bytes));
+        assert_ne!(damaged, blob.digest, "{which:?}");
 
-        match verify(&archive.path) {
-            Err(OciError::Digest { name, .. }) => assert_eq!(name, blob.path(), "{which:?}"),
+        match product::Archive::open(&archive.path) {
+            Err(ArchiveError::BlobDigest {
+                path,
+                digest,
+                actual,
+            }) => {
+                assert_eq!(path, archive.path, "{which:?}");
+                assert_eq!(digest, blob.digest, "{which:?}");
+                assert_eq!(actual, damaged, "{which:?}");
+            }
             other => panic!("{which:?}: {other:?}"),
         }
     }
@@ -318,6 +360,9 @@ fn missing_busybox_and_missing_archive_name_the_path() {
     .unwrap_err();
     assert!(err.to_string().contains("no-busybox"), "{err}");
 
-    let err = verify(&dir.path().join("no-archive.tar")).unwrap_err();
-    assert!(err.to_string().contains("no-archive.tar"), "{err}");
+    let missing = dir.path().join("no-archive.tar");
+    match product::Archive::open(&missing) {
+        Err(ArchiveError::NotFound { path, .. }) => assert_eq!(path, missing),
+        other => panic!("{other:?}"),
+    }
 }
