@@ -244,7 +244,12 @@ async fn run_async(options: &RunOptions) -> Result<Ended, RunError> {
     let cleaned = clean(&client, name).await;
     output.close().await;
     let ended = ended?;
-    cleaned?;
+    // The task is over either way, and its status is what the unit must
+    // see; what could not be deleted (containerd going away at that very
+    // moment) is removed by the next run's step 2.
+    if let Err(e) = cleaned {
+        say!("cannot remove the task, container or snapshot of {name} now: {e}");
+    }
     match ended {
         Ended::Stopped => say!("host container {name} stopped"),
         Ended::Exited(status) => say!("host container {name} exited with status {status}"),
