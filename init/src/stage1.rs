@@ -210,6 +210,8 @@ pub enum Stage1Error {
 pub struct Handoff<'a> {
     /// The stamps of stage 1, `start` first, `exec` last.
     pub stamps: &'a [crate::stamps::Stamp],
+    /// When each kernel module was loaded, in load order.
+    pub modules: Vec<ModuleTime>,
     /// The dm-verity device mounted as `/`.
     pub root_device: String,
     /// Its filesystem type.
@@ -218,11 +220,28 @@ pub struct Handoff<'a> {
     pub init: String,
 }
 
+/// One kernel module's load in the boot record: CLOCK_BOOTTIME in
+/// microseconds when reading it began and when the kernel had it
+/// (decompression and `init_module` included). Modules load in parallel
+/// waves, so the spans overlap.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct ModuleTime {
+    /// The module's name.
+    pub name: String,
+    /// When its load began.
+    pub start_us: u64,
+    /// When it was loaded.
+    pub end_us: u64,
+}
+
 /// The boot record as stage 2 reads it back from `/run/liftoff/stage1.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct HandoffRecord {
     /// Stage 1's stamps, in order.
     pub stamps: Vec<StampRecord>,
+    /// Its module loads (absent from a record of an older liftoff).
+    #[serde(default)]
+    pub modules: Vec<ModuleTime>,
     /// The dm-verity device mounted as `/`.
     pub root_device: String,
     /// Its filesystem type.
@@ -268,7 +287,7 @@ pub fn boot(
     // 1. Modules: virtio, dm-verity, the filesystem. Fatal on failure: a
     // missing driver would only turn into a device timeout later, with a
     // less useful message.
-    load_initramfs_modules(plan)?;
+    let modules = load_initramfs_modules(plan)?;
     stamps.mark("modules");
 
     // 2–3. The partitions and the verity device: `roothash=` finds them
@@ -303,6 +322,7 @@ pub fn boot(
     let steps = switch_root::plan(Path::new(SYSROOT), &init, &plan.init_args);
     let never = switch_root::execute(&steps, stamps, |stamps| Handoff {
         stamps,
+        modules: modules.clone(),
         root_device: dm_node.display().to_string(),
         fstype: fstype.clone(),
         init: init.clone(),
@@ -380,7 +400,7 @@ pub fn module_list(config: &InitramfsConfig, cmdline: &[String]) -> Vec<String> 
         .collect()
 }
 
-fn load_initramfs_modules(plan: &BootPlan) -> Result<(), Stage1Error> {
+fn load_initramfs_modules(plan: &BootPlan) -> Result<Vec<ModuleTime>, Stage1Error> {
     let config = match std::fs::read_to_string(CONFIG_PATH) {
         Ok(text) => {
             InitramfsConfig::parse(Path::new(CONFIG_PATH), &text).map_err(Stage1Error::Config)?
@@ -401,7 +421,7 @@ fn load_initramfs_modules(plan: &BootPlan) -> Result<(), Stage1Error> {
     let requested = module_list(&config, &plan.modules);
     if requested.is_empty() {
         info!("no kernel modules to load");
-        return Ok(());
+        return Ok(Vec::new());
     }
     let release = match config.kernel {
         Some(release) => release,
@@ -449,7 +469,15 @@ fn load_initramfs_modules(plan: &BootPlan) -> Result<(), Stage1Error> {
         });
     }
     info!("loaded {} kernel module(s)", report.timings.len());
-    Ok(())
+    Ok(report
+        .timings
+        .iter()
+        .map(|t| ModuleTime {
+            name: t.name.to_string(),
+            start_us: t.started_us,
+            end_us: t.started_us.saturating_add(t.micros),
+        })
+        .collect())
 }
 
 /// dm-verity's corruption flag for `liftoff.verity.on_corruption=`.

@@ -105,6 +105,8 @@ pub struct BootRecord<'a> {
     pub failed: &'a [UnitName],
     /// Every unit's start and ready times.
     pub units: &'a [UnitTimes],
+    /// Stage 1's kernel module loads (empty without an initramfs).
+    pub modules: &'a [crate::stage1::ModuleTime],
 }
 
 /// One unit in the boot record.
@@ -119,6 +121,10 @@ pub struct UnitTimes {
     pub started_us: Option<u64>,
     /// When it became ready.
     pub ready_us: Option<u64>,
+    /// The units it starts after (`requires`, `wants`, `after`, and the
+    /// units that name it in `before`), by name: what `liftoff analyze
+    /// critical-chain` follows.
+    pub after: Vec<UnitName>,
 }
 
 /// The unit supervisor and everything PID 1 polls for it.
@@ -139,6 +145,10 @@ pub struct Services {
     record: Option<Record>,
     /// Stage 1's stamps, for the boot record.
     stage1: Vec<StampRecord>,
+    /// Stage 1's module loads, for the boot record.
+    modules: Vec<crate::stage1::ModuleTime>,
+    /// Each unit's ordering prerequisites, for the boot record.
+    prerequisites: HashMap<UnitName, Vec<UnitName>>,
     /// PID 1's own stamps, for the boot record.
     stamps: Vec<Stamp>,
 }
@@ -167,6 +177,7 @@ impl Services {
             error!("unit {unit}: cannot start: {reason}");
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
+        let prerequisites = prerequisites(&units);
         info!(
             "{} unit{} loaded from {}",
             units.len(),
@@ -179,6 +190,7 @@ impl Services {
         Services {
             supervisor: Supervisor::new(units, broken),
             cgroups,
+            prerequisites,
             ..Services::empty()
         }
     }
@@ -196,6 +208,8 @@ impl Services {
             boot_complete: None,
             record: None,
             stage1: Vec::new(),
+            modules: Vec::new(),
+            prerequisites: HashMap::new(),
             stamps: Vec::new(),
         }
     }
@@ -219,6 +233,7 @@ impl Services {
         }
         self.stamps = stamps.stamps.clone();
         self.stage1 = stage1.map(|r| r.stamps.clone()).unwrap_or_default();
+        self.modules = stage1.map(|r| r.modules.clone()).unwrap_or_default();
         self.pending.push_back(Input::Boot);
     }
 
@@ -350,7 +365,7 @@ impl Services {
             };
             match supervisor.status(&times.name) {
                 Some(status) if status.ready_at.is_some() => {
-                    *times = unit_times(&status);
+                    *times = unit_times(&status, &self.prerequisites);
                     changed = true;
                     false
                 }
@@ -359,7 +374,7 @@ impl Services {
             }
         });
         if changed {
-            record.write(&self.stage1, &self.stamps);
+            record.write(&self.stage1, &self.stamps, &self.modules);
         }
     }
 
@@ -544,7 +559,10 @@ impl Services {
                 failed.join(", ")
             );
         }
-        let units: Vec<UnitTimes> = statuses.iter().map(unit_times).collect();
+        let units: Vec<UnitTimes> = statuses
+            .iter()
+            .map(|s| unit_times(s, &self.prerequisites))
+            .collect();
         // Units started at boot but not ready yet: their ready time is
         // added when it comes.
         let waiting = units
@@ -559,7 +577,7 @@ impl Services {
             units,
             waiting,
         };
-        record.write(&self.stage1, &self.stamps);
+        record.write(&self.stage1, &self.stamps, &self.modules);
         self.record = Some(record);
     }
 }
@@ -577,13 +595,19 @@ struct Record {
 impl Record {
     /// Writes [`BOOT_RECORD`] (to a temporary file renamed into place, so
     /// a reader never sees half of it).
-    fn write(&self, stage1: &[StampRecord], stamps: &[Stamp]) {
+    fn write(
+        &self,
+        stage1: &[StampRecord],
+        stamps: &[Stamp],
+        modules: &[crate::stage1::ModuleTime],
+    ) {
         let record = BootRecord {
             stage1,
             stage2: stamps,
             boot_complete_us: self.boot_complete_us,
             failed: &self.failed,
             units: &self.units,
+            modules,
         };
         let json = match serde_json::to_vec_pretty(&record) {
             Ok(json) => json,
@@ -640,12 +664,37 @@ pub fn generate_host_container_units() {
     }
 }
 
-fn unit_times(status: &UnitStatus) -> UnitTimes {
+/// Each unit's ordering prerequisites by name, sorted: its `requires`,
+/// `wants` and `after`, and every unit that lists it in `before`.
+fn prerequisites(units: &[units::Unit]) -> HashMap<UnitName, Vec<UnitName>> {
+    let mut map: HashMap<UnitName, Vec<UnitName>> = units
+        .iter()
+        .map(|u| {
+            let names = u.requires.iter().chain(&u.wants).chain(&u.after).cloned();
+            (u.name.clone(), names.collect())
+        })
+        .collect();
+    for unit in units {
+        for later in &unit.before {
+            if let Some(list) = map.get_mut(later) {
+                list.push(unit.name.clone());
+            }
+        }
+    }
+    for list in map.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    map
+}
+
+fn unit_times(status: &UnitStatus, prerequisites: &HashMap<UnitName, Vec<UnitName>>) -> UnitTimes {
     UnitTimes {
         name: status.name.clone(),
         state: status.state,
         started_us: status.started_at.map(us),
         ready_us: status.ready_at.map(us),
+        after: prerequisites.get(&status.name).cloned().unwrap_or_default(),
     }
 }
 
@@ -753,6 +802,30 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unit(name: &str, text: &str) -> units::Unit {
+        let path = PathBuf::from(format!("/etc/liftoff/units/{name}.toml"));
+        units::file::parse(&path, &format!("exec = [\"/bin/true\"]\n{text}")).unwrap()
+    }
+
+    #[test]
+    fn prerequisites_gather_every_ordering_edge() {
+        let units = [
+            unit(
+                "web",
+                "requires = [\"db\"]\nwants = [\"cache\"]\nafter = [\"net\", \"db\"]\n",
+            ),
+            unit("db", ""),
+            unit("cache", ""),
+            unit("net", ""),
+            unit("setup", "before = [\"web\", \"db\", \"gone\"]\n"),
+        ];
+        let map = prerequisites(&units);
+        assert_eq!(map["web"], ["cache", "db", "net", "setup"]);
+        assert_eq!(map["db"], ["setup"]);
+        assert!(map["setup"].is_empty());
+        assert!(!map.contains_key("gone"));
+    }
 
     #[test]
     fn lines_are_split_and_partial_ones_kept() {

@@ -182,6 +182,8 @@ pub struct ModuleTiming {
     pub wave: usize,
     /// Wall time of read + decompress + syscall, in microseconds.
     pub micros: u64,
+    /// CLOCK_BOOTTIME when its load began, in microseconds.
+    pub started_us: u64,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -243,10 +245,11 @@ pub fn execute<S: ModuleSys>(sys: &S, plan: &LoadPlan, workers: usize) -> LoadRe
         }
         for (module, result) in todo.iter().zip(run_wave(sys, &todo, workers)) {
             match result {
-                Ok((micros, outcome)) => report.timings.push(ModuleTiming {
+                Ok((started_us, micros, outcome)) => report.timings.push(ModuleTiming {
                     name: module.name.clone(),
                     wave: wave_number,
                     micros,
+                    started_us,
                     outcome,
                 }),
                 Err(failure) => {
@@ -263,7 +266,8 @@ pub fn execute<S: ModuleSys>(sys: &S, plan: &LoadPlan, workers: usize) -> LoadRe
     report
 }
 
-type LoadResult = Result<(u64, Outcome), ModuleFailure>;
+/// (CLOCK_BOOTTIME at the start in µs, the load's wall time in µs, the outcome).
+type LoadResult = Result<(u64, u64, Outcome), ModuleFailure>;
 
 /// Load every module of one wave; results in `wave` order.
 fn run_wave<S: ModuleSys>(sys: &S, wave: &[&PlannedModule], workers: usize) -> Vec<LoadResult> {
@@ -311,6 +315,7 @@ fn run_wave<S: ModuleSys>(sys: &S, wave: &[&PlannedModule], workers: usize) -> V
 /// Load one module; the time covers reading and decompressing too.
 fn load_one<S: ModuleSys>(sys: &S, module: &PlannedModule) -> LoadResult {
     let start = Instant::now();
+    let started_us = u64::try_from(crate::stamps::boottime().as_micros()).unwrap_or(u64::MAX);
     let name = || module.name.clone();
     let path = || module.path.clone();
     let params =
@@ -364,7 +369,7 @@ fn load_one<S: ModuleSys>(sys: &S, module: &PlannedModule) -> LoadResult {
         }
     };
     let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    Ok((micros, outcome))
+    Ok((started_us, micros, outcome))
 }
 
 /// Why stage 1 could not plan its modules.

@@ -202,8 +202,14 @@ fn stage_2_reads_back_the_record_stage_1_writes() {
             boottime_us: 3_450_409,
         },
     ];
+    let modules = vec![ModuleTime {
+        name: "dm_verity".into(),
+        start_us: 2_100_000,
+        end_us: 2_112_500,
+    }];
     let written = Handoff {
         stamps: &stamps,
+        modules: modules.clone(),
         root_device: "/dev/dm-0".into(),
         fstype: "erofs".into(),
         init: "/sbin/init".into(),
@@ -213,6 +219,7 @@ fn stage_2_reads_back_the_record_stage_1_writes() {
     assert_eq!(read.root_device, "/dev/dm-0");
     assert_eq!(read.fstype, "erofs");
     assert_eq!(read.stamps.len(), 2);
+    assert_eq!(read.modules, modules);
     assert_eq!(
         read.summary(),
         "start 2.875s, switch-root 3.450s (+575.6ms)"
