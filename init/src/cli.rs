@@ -13,6 +13,11 @@ usage: liftoff <command> [options]
 As PID 1 (the initramfs's /init or the root's /sbin/init) liftoff boots the
 machine; run by hand, it offers these commands:
 
+  analyze [--file PATH] [--json] [time | blame | critical-chain [UNIT] | plot]
+        Where the boot's time went, from the boot record
+        /run/liftoff/boot.json, as systemd-analyze shows it;
+        `liftoff analyze --help` for details.
+
   cmdline [--proc | --file PATH | STRING]
         Parse a kernel command line exactly as liftoff does at boot and print
         the resulting boot plan as JSON. Exit 1, with every error, when a key
@@ -75,6 +80,7 @@ pub fn run(
         Err(e) => return usage_error(err, &e.to_string()),
     };
     match command.to_str() {
+        Some("analyze") => crate::analyze::cli::run(parser, out, err),
         Some("cmdline") => cmdline(parser, out, err),
         Some("ctl") => crate::ctl::client::run(parser, out, err),
         Some("notify") => crate::notify_cli::run(parser, out, err),

@@ -16,6 +16,7 @@
 //! sources than dm-verity ones.
 
 pub mod abi;
+pub mod analyze;
 pub mod cli;
 pub mod ctl;
 pub mod failure;

@@ -106,6 +106,9 @@ status missing
 status corrupt
 probe "host-containerd context=$($B cat /proc/$(main_pid host-containerd)/attr/current)"
 probe "boot record: $($B tr -d ' \n' < /run/liftoff/boot.json | $B grep -o '{"name":"control"[^}]*}')"
+/sbin/init analyze time 2>&1 | while read -r line; do probe "analyze: $line"; done
+/sbin/init analyze critical-chain control 2>&1 | while read -r line; do probe "chain: $line"; done
+probe "plot units=$(/sbin/init analyze plot | $B grep -c 'data-kind="unit"')"
 probe "probe done"
 /sbin/init ctl poweroff
 "#;
@@ -394,6 +397,34 @@ fn host_containers_run_confined_and_stop_cleanly() {
             .is_some_and(|&t| (ready_us as f64 / 1e6 - t).abs() < 1.0),
         "boot record ready_us {ready_us} is not when control started ({started:?}):\n{console}"
     );
+
+    // `liftoff analyze` on the live system: the three parts of the boot,
+    // the kernel modules, control's chain through host-containerd, and a
+    // bar per unit (probe, host-containerd and the four host containers).
+    let analyze = lines(&console, "analyze");
+    let summary = analyze
+        .iter()
+        .find(|l| l.starts_with("Startup finished in"))
+        .unwrap_or_else(|| panic!("no analyze time summary: {analyze:#?}\n{console}"));
+    for part in ["(kernel)", "(initramfs)", "(userspace)"] {
+        assert!(summary.contains(part), "{summary}");
+    }
+    assert!(
+        analyze.iter().any(|l| l.contains("dm_verity")),
+        "no module times in analyze time: {analyze:#?}"
+    );
+    let chain = lines(&console, "chain");
+    let top = chain
+        .iter()
+        .position(|l| l.starts_with("control @"))
+        .unwrap_or_else(|| panic!("no chain from control: {chain:#?}"));
+    assert!(
+        chain
+            .get(top + 1)
+            .is_some_and(|l| l.starts_with("└─host-containerd @")),
+        "{chain:#?}"
+    );
+    assert_eq!(after(&console, "PROBE plot units="), Some("6"), "{console}");
 
     // Poweroff: the host containers stop (SIGTERM reaches their command),
     // then host-containerd; nothing fails, no AVC denial.
