@@ -51,22 +51,25 @@ pub struct Selection {
     pub verity: Option<Options>,
     /// `units`: the service manager's memory, restart latency, 1000 units.
     pub units: Option<crate::bench_units::Options>,
+    /// `boot`: liftoff against its peers, to containerd ready.
+    pub boot: Option<crate::bench_boot::Options>,
 }
 
 /// Parses `[verity | units] [--runs N] [--mib N]`: no name runs both;
 /// `--runs` defaults to 5 for verity and 3 for units.
 pub fn parse(args: &[String]) -> Result<Selection, XtaskError> {
-    let (mut verity, mut units) = (false, false);
+    let (mut verity, mut units, mut boot) = (false, false, false);
     let mut rest = Vec::new();
     for arg in args {
         match arg.as_str() {
             "verity" => verity = true,
             "units" => units = true,
+            "boot" => boot = true,
             _ => rest.push(arg.clone()),
         }
     }
-    if !verity && !units {
-        (verity, units) = (true, true);
+    if !verity && !units && !boot {
+        (verity, units, boot) = (true, true, true);
     }
     let options = parse_options(&rest)?;
     let runs_given = rest.iter().any(|a| a == "--runs");
@@ -75,12 +78,22 @@ pub fn parse(args: &[String]) -> Result<Selection, XtaskError> {
         units: units.then_some(crate::bench_units::Options {
             runs: if runs_given { options.runs } else { 3 },
         }),
+        boot: boot.then_some(crate::bench_boot::Options {
+            runs: if runs_given {
+                options.runs
+            } else {
+                crate::bench_boot::Options::default().runs
+            },
+        }),
     })
 }
 
 /// Runs what `selection` names: units first (a few minutes of QEMU), then
 /// verity.
 pub fn run_selected(selection: Selection) -> Result<(), XtaskError> {
+    if let Some(options) = selection.boot {
+        crate::bench_boot::run(options)?;
+    }
     if let Some(options) = selection.units {
         crate::bench_units::run(options)?;
     }

@@ -29,6 +29,12 @@ pub fn static_host_ctr() -> Result<PathBuf, XtaskError> {
     static_binary("host-ctr", "host-ctr")
 }
 
+/// Builds `boot-probe` (the measuring point of `cargo xtask bench boot`)
+/// the same way; returns its path.
+pub fn static_boot_probe() -> Result<PathBuf, XtaskError> {
+    static_binary("boot-probe", "boot-probe")
+}
+
 /// Builds binary `bin` of `package` in release mode for [`TARGET`] with
 /// `+crt-static`, checks that the result is static, and returns its path.
 fn static_binary(package: &str, bin: &str) -> Result<PathBuf, XtaskError> {

@@ -12,6 +12,7 @@
 //! Both install what they need first ([`deps`]).
 
 mod bench;
+mod bench_boot;
 mod bench_units;
 mod build;
 mod cmd;
@@ -85,12 +86,15 @@ pub enum XtaskError {
     /// A guest (verified root, disk image, initramfs) could not be built.
     #[error("cannot build the guest")]
     Guest(#[source] qemu_tests::guest_root::GuestRootError),
+    /// A busybox initramfs (a benchmark's peer) could not be built.
+    #[error("cannot build the busybox initramfs")]
+    BusyboxGuest(#[source] qemu_tests::GuestError),
     /// A benchmark failed or missed its target.
     #[error("benchmark: {0}")]
     Bench(String),
     /// The command line was not understood.
     #[error(
-        "{0}\n\nusage: cargo xtask <demo | test | bench [verity | units] [--runs N] [--mib N]>"
+        "{0}\n\nusage: cargo xtask <demo | test | bench [verity | units | boot] [--runs N] [--mib N]>"
     )]
     Usage(String),
 }
