@@ -9,24 +9,29 @@
 //!    containerd keeps its `root` on the `/run` tmpfs here, so no system
 //!    needs a writable volume and every boot starts from the same state.
 //!    The root holds each system's way of starting containerd and the
-//!    probe: liftoff's unit files, busybox init's `/etc/inittab`.
+//!    probe: liftoff's unit files, busybox init's `/etc/inittab`,
+//!    systemd's units and the parts of systemd itself it needs.
 //! 2. The systems, each with its own initramfs and the same kernel command
-//!    line (`roothash=…`):
+//!    line (`roothash=…`; systemd also gets `root=` and `init=`):
 //!    * **liftoff**: `liftoff initramfs` (liftoff as `/init`, the
 //!      modules), stage 1, then liftoff on the root with the `containerd`
 //!      and `boot-probe` units;
 //!    * **shell**: a busybox initramfs doing the same steps by hand:
 //!      `modprobe`, `veritysetup open` (cryptsetup's, with its libraries),
 //!      `mount`, `switch_root` into busybox `init`, whose `inittab` starts
-//!      containerd and the probe.
+//!      containerd and the probe;
+//!    * **systemd**: Debian's systemd in a dracut initramfs
+//!      (`systemd-veritysetup` opens the root by `roothash=`) and on the
+//!      root, with Debian's `containerd.service` and a `boot-probe.service`
+//!      ([`crate::bench_systemd`]).
 //! 3. N runs, alternating the systems (and which goes first). Per boot:
 //!    when the root was mounted (the kernel's `erofs: … mounted` line),
 //!    when containerd answered, and PID 1's resident memory then.
 //! 4. Medians, each peer's ratio to liftoff, and the initramfs sizes; the
 //!    issue's targets are checked against the same run.
 //!
-//! Left out so far: systemd (Debian's systemd in a dracut initramfs and
-//! on the root), issue 8's third system.
+//! Left out: init systems beyond issue 8's three (liftoff, a shell,
+//! systemd).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -171,7 +176,13 @@ struct Boot {
 /// # Errors
 /// A missing tool, a build, a boot that does not reach containerd.
 pub fn run(options: Options) -> Result<(), XtaskError> {
-    deps::ensure(&[deps::BUILD, deps::QEMU, deps::TESTS, deps::BENCH])?;
+    deps::ensure(&[
+        deps::BUILD,
+        deps::QEMU,
+        deps::TESTS,
+        deps::BENCH,
+        deps::BENCH_BOOT,
+    ])?;
     let liftoff = build::static_liftoff()?;
     let probe = build::static_boot_probe()?;
     let kernel = crate::kernel()?;
@@ -188,6 +199,7 @@ pub fn run(options: Options) -> Result<(), XtaskError> {
             initrd: shell,
             extra: String::new(),
         },
+        crate::bench_systemd::system(&kernel, &guest)?,
     ];
     eprintln!(
         "bench boot: {} run(s) per system, alternating; kernel {}",
@@ -236,7 +248,9 @@ fn guest(liftoff: &Path, probe: &Path) -> Result<Guest, XtaskError> {
         .file(GUEST_PROBE, probe_bytes, 0o755)
         .file("/etc/inittab", INITTAB, 0o644)
         .script("/etc/bench/rcS", RCS);
-    root.build().map_err(XtaskError::Guest)
+    crate::bench_systemd::stage(root)?
+        .build()
+        .map_err(XtaskError::Guest)
 }
 
 /// The busybox initramfs of the shell system: busybox, cryptsetup's

@@ -60,6 +60,23 @@ pub const TESTS: &[Need] = &[
 /// What the benchmarks need besides the tests: GNU time for peak RSS.
 pub const BENCH: &[Need] = &[need("/usr/bin/time", "time")];
 
+/// What `bench boot`'s systemd system needs: Debian's systemd (PID 1,
+/// journald, `systemd-veritysetup` and its generator) with
+/// libcryptsetup, which `systemd-veritysetup` loads at run time, and
+/// dracut to build its initramfs (`dracut-core`: the tool and its
+/// modules without the kernel hooks of `dracut`, which would replace
+/// initramfs-tools on the host), with `dmsetup` (its `dm` module).
+pub const BENCH_BOOT: &[Need] = &[
+    need("/lib/systemd/systemd", "systemd"),
+    need("/lib/systemd/systemd-veritysetup", "systemd"),
+    need(
+        "/lib/x86_64-linux-gnu/libcryptsetup.so.12",
+        "libcryptsetup12",
+    ),
+    need("dracut", "dracut-core"),
+    need("dmsetup", "dmsetup"),
+];
+
 /// Whether xtask runs as root and may call apt-get itself.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -143,7 +160,7 @@ mod tests {
 
     #[test]
     fn every_need_names_a_package() {
-        for need in [QEMU, BUILD, TESTS, BENCH].concat() {
+        for need in [QEMU, BUILD, TESTS, BENCH, BENCH_BOOT].concat() {
             assert!(!need.program.is_empty() && !need.package.is_empty());
         }
     }

@@ -13,6 +13,7 @@
 
 mod bench;
 mod bench_boot;
+mod bench_systemd;
 mod bench_units;
 mod build;
 mod cmd;
