@@ -14,7 +14,7 @@
 //!
 //! `boottime_us` is CLOCK_BOOTTIME (time since the kernel started, the
 //! kernel log's clock) at the accepted connection; `pid1_rss_kib` is PID
-//! 1's resident memory (`VmRSS` in `/proc/1/status`) at that moment. It
+//! 1's resident memory at that moment ([`pid1_rss_kib`]). It
 //! gives up after [`LIMIT`] with `BENCH containerd-timeout`. No
 //! dependencies beyond std and nix's clock: it must be small and start
 //! fast on every system.
@@ -63,16 +63,23 @@ fn boottime_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// PID 1's `VmRSS` in KiB.
+/// PID 1's resident memory in KiB: `Rss` of `/proc/1/smaps_rollup`,
+/// which the kernel counts from the page tables. `VmRSS` in
+/// `/proc/1/status` comes from counters that, before Linux 6.2, each task
+/// folds in only every 64 page faults: for a PID 1 that has faulted a
+/// handful of pages since (busybox init) it reads a few KiB. `VmRSS` is
+/// the fallback where smaps_rollup is missing.
 fn pid1_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/1/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let field = |file: &str, key: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    field("/proc/1/smaps_rollup", "Rss:").or_else(|| field("/proc/1/status", "VmRSS:"))
 }
 
 /// Writes `line` to the kernel log (one record) and to stdout; either may
