@@ -46,6 +46,48 @@ machine; run by hand, it offers these commands:
   --version   liftoff's version
 ";
 
+/// What `liftoff ctl` and `liftoff analyze` take: one option naming a
+/// file, `--json`, `--help`, and words.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PathJsonWords {
+    /// `--help` or `-h`: print the usage and exit 0.
+    Help,
+    /// The options and the words, in order.
+    Args {
+        /// The value of the file option, if given.
+        path: Option<PathBuf>,
+        /// Whether `--json` was given.
+        json: bool,
+        /// Everything else, as UTF-8 words.
+        words: Vec<String>,
+    },
+}
+
+/// Reads [`PathJsonWords`], where the file option is `--{path_option}`;
+/// the error is the usage message.
+pub(crate) fn path_json_words(
+    parser: &mut lexopt::Parser,
+    path_option: &str,
+) -> Result<PathJsonWords, String> {
+    use lexopt::prelude::*;
+    let (mut path, mut json, mut words) = (None, false, Vec::new());
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long(name) if name == path_option => {
+                path = Some(parser.value().map_err(|e| e.to_string())?.into());
+            }
+            Long("json") => json = true,
+            Long("help") | Short('h') => return Ok(PathJsonWords::Help),
+            Value(word) => words.push(
+                word.into_string()
+                    .map_err(|word| format!("{word:?} is not UTF-8"))?,
+            ),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(PathJsonWords::Args { path, json, words })
+}
+
 /// Exit status for a malformed invocation (as sysexits' EX_USAGE, but 2 like
 /// most Unix tools).
 const EXIT_USAGE: i32 = 2;

@@ -85,33 +85,19 @@ pub fn report(record: &Record, command: &Command, json: bool) -> Result<String, 
 /// Runs `liftoff analyze` with the arguments after `analyze`; returns the
 /// exit status.
 pub fn run(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Write) -> i32 {
-    use lexopt::prelude::*;
-    let mut file = PathBuf::from(DEFAULT_RECORD);
-    let mut json = false;
-    let mut words = Vec::new();
-    loop {
-        let arg = match parser.next() {
-            Ok(Some(arg)) => arg,
-            Ok(None) => break,
-            Err(e) => return usage_error(err, &e.to_string()),
-        };
-        match arg {
-            Long("file") => match parser.value() {
-                Ok(path) => file = path.into(),
-                Err(e) => return usage_error(err, &e.to_string()),
-            },
-            Long("json") => json = true,
-            Long("help") | Short('h') => {
-                let _ = out.write_all(USAGE.as_bytes());
-                return 0;
-            }
-            Value(word) => match word.into_string() {
-                Ok(word) => words.push(word),
-                Err(word) => return usage_error(err, &format!("{word:?} is not UTF-8")),
-            },
-            other => return usage_error(err, &other.unexpected().to_string()),
+    use crate::cli::{PathJsonWords, path_json_words};
+    let (file, json, words) = match path_json_words(&mut parser, "file") {
+        Ok(PathJsonWords::Args { path, json, words }) => (
+            path.unwrap_or_else(|| PathBuf::from(DEFAULT_RECORD)),
+            json,
+            words,
+        ),
+        Ok(PathJsonWords::Help) => {
+            let _ = out.write_all(USAGE.as_bytes());
+            return 0;
         }
-    }
+        Err(message) => return usage_error(err, &message),
+    };
     let command = match parse_words(&words) {
         Ok(command) => command,
         Err(message) => return usage_error(err, &message),

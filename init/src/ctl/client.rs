@@ -109,33 +109,19 @@ pub fn request(path: &Path, request: &Request, timeout: Duration) -> Result<Resp
 /// Runs `liftoff ctl` with the arguments after `ctl`; returns the exit
 /// status.
 pub fn run(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Write) -> i32 {
-    use lexopt::prelude::*;
-    let mut socket = PathBuf::from(CONTROL_SOCKET);
-    let mut json = false;
-    let mut words = Vec::new();
-    loop {
-        let arg = match parser.next() {
-            Ok(Some(arg)) => arg,
-            Ok(None) => break,
-            Err(e) => return usage_error(err, &e.to_string()),
-        };
-        match arg {
-            Long("socket") => match parser.value() {
-                Ok(path) => socket = path.into(),
-                Err(e) => return usage_error(err, &e.to_string()),
-            },
-            Long("json") => json = true,
-            Long("help") | Short('h') => {
-                let _ = out.write_all(USAGE.as_bytes());
-                return 0;
-            }
-            Value(word) => match word.into_string() {
-                Ok(word) => words.push(word),
-                Err(word) => return usage_error(err, &format!("{word:?} is not UTF-8")),
-            },
-            other => return usage_error(err, &other.unexpected().to_string()),
+    use crate::cli::{PathJsonWords, path_json_words};
+    let (socket, json, words) = match path_json_words(&mut parser, "socket") {
+        Ok(PathJsonWords::Args { path, json, words }) => (
+            path.unwrap_or_else(|| PathBuf::from(CONTROL_SOCKET)),
+            json,
+            words,
+        ),
+        Ok(PathJsonWords::Help) => {
+            let _ = out.write_all(USAGE.as_bytes());
+            return 0;
         }
-    }
+        Err(message) => return usage_error(err, &message),
+    };
     let request = match parse_words(&words) {
         Ok(request) => request,
         Err(message) => return usage_error(err, &message),
