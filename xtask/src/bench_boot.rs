@@ -110,14 +110,21 @@ const RCS: &str = "\
 /bin/busybox mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 ";
 
-/// The modules the shell initramfs loads: what liftoff's initramfs loads
-/// for this image (virtio disk, dm-verity, erofs, overlay for containerd's
-/// snapshotter, and ext4, which the reference image's `/local` needs)
-/// with their dependencies. busybox's `modprobe` follows
-/// `depends=` but not `softdep=`, so the CRC32C provider that libcrc32c
-/// needs (liftoff reads the softdep) is named first.
-const SHELL_MODULES: &[&str] = &[
-    "crc32c_generic",
+/// The modules the shell initramfs loads: [`MODULES`] with their
+/// dependencies. busybox's `modprobe` follows `depends=` but not
+/// `softdep=`, so the CRC32C provider that libcrc32c needs (liftoff reads
+/// the softdep) is named first.
+fn shell_modules() -> Vec<&'static str> {
+    std::iter::once("crc32c_generic")
+        .chain(MODULES.iter().copied())
+        .collect()
+}
+
+/// The modules every system loads from its initramfs, what liftoff's
+/// initramfs holds for this image: the virtio disk, dm-verity, erofs, and
+/// overlay (containerd's snapshotter) and ext4 (the reference image's
+/// `/local`).
+pub const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "dm-verity",
@@ -349,7 +356,7 @@ fn guest(liftoff: &Path, probe: &Path) -> Result<Guest, XtaskError> {
 fn shell_initramfs(kernel: &qemu_tests::Kernel, guest: &Guest) -> Result<PathBuf, XtaskError> {
     let work = guest.dir().join("shell-initramfs");
     let veritysetup = which("veritysetup")?;
-    let mut busybox = BusyboxGuest::new(kernel).modules(SHELL_MODULES.iter().copied());
+    let mut busybox = BusyboxGuest::new(kernel).modules(shell_modules());
     for (guest_path, host) in with_libraries(&veritysetup, "/sbin/veritysetup")? {
         let bytes = std::fs::read(&host).map_err(|source| XtaskError::Io {
             path: host.clone(),
@@ -360,7 +367,7 @@ fn shell_initramfs(kernel: &qemu_tests::Kernel, guest: &Guest) -> Result<PathBuf
     // The prologue's /init is replaced: switch_root must run as PID 1,
     // not in the subshell the prologue runs scripts in. A later entry of
     // the same name wins when the kernel unpacks the archive.
-    let init = SHELL_INIT.replace("MODULES", &SHELL_MODULES.join(" "));
+    let init = SHELL_INIT.replace("MODULES", &shell_modules().join(" "));
     busybox = busybox.file("/init", 0o755, init.into_bytes());
     let out = guest.dir().join("shell-initrd.img");
     std::fs::create_dir_all(&work).map_err(|source| XtaskError::Io {

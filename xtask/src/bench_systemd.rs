@@ -70,16 +70,8 @@ const ADMIN_UNITS: &str = "/etc/systemd/system";
 const MACHINE_ID: &str = "6c6966746f66662d62656e6368000008\n";
 
 /// The kernel modules the initramfs carries: the same list as the other
-/// systems (virtio disk, dm-verity, erofs, and overlay and ext4 for
-/// containerd), with the dependencies dracut adds.
-const MODULES: &[&str] = &[
-    "virtio_pci",
-    "virtio_blk",
-    "dm-verity",
-    "erofs",
-    "overlay",
-    "ext4",
-];
+/// systems, with the dependencies dracut adds.
+const MODULES: &[&str] = crate::bench_boot::MODULES;
 
 /// The modules nothing would load on demand (the root has no modules
 /// and no `modprobe`), which dracut loads early with `rd.driver.pre=`:
