@@ -704,6 +704,74 @@ pub fn has_line(console: &str, line: &str) -> bool {
     console.lines().any(|l| l.trim_end().ends_with(line))
 }
 
+/// [`after`], or a test failure with the console.
+///
+/// # Panics
+/// When no line contains `marker`.
+#[must_use]
+pub fn line_after<'a>(console: &'a str, marker: &str) -> &'a str {
+    after(console, marker).unwrap_or_else(|| panic!("no {marker:?} line:\n{console}"))
+}
+
+/// Where `pattern` first appears on the console.
+///
+/// # Panics
+/// When it does not appear: this is a test assertion.
+#[must_use]
+pub fn position(console: &str, pattern: &str) -> usize {
+    console
+        .find(pattern)
+        .unwrap_or_else(|| panic!("no {pattern:?}:\n{console}"))
+}
+
+/// The value of `key=` in `line`, up to the next space.
+#[must_use]
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The rest of every console line a probe prefixed with `PROBE PREFIX:`,
+/// with runs of spaces squeezed to one.
+#[must_use]
+pub fn probe_lines(console: &str, prefix: &str) -> Vec<String> {
+    let marker = format!("PROBE {prefix}:");
+    console
+        .lines()
+        .filter_map(|l| l.split_once(marker.as_str()))
+        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Fails unless one of `lines` starts with `prefix`.
+///
+/// # Panics
+/// When none does, with the lines and the console.
+pub fn expect_line(lines: &[String], prefix: &str, console: &str) {
+    assert!(
+        lines.iter().any(|l| l.starts_with(prefix)),
+        "no {prefix:?} in {lines:#?}\n--- console ---\n{console}"
+    );
+}
+
+/// The kernel's timestamp of a console line, `[    2.996271] …`, in
+/// seconds since the kernel started.
+#[must_use]
+pub fn kernel_time(line: &str) -> Option<f64> {
+    let (stamp, _) = line.trim_start().strip_prefix('[')?.split_once(']')?;
+    stamp.trim().parse().ok()
+}
+
+/// The kernel timestamps of the console lines that contain `pattern`.
+#[must_use]
+pub fn kernel_times(console: &str, pattern: &str) -> Vec<f64> {
+    console
+        .lines()
+        .filter(|l| l.contains(pattern))
+        .filter_map(kernel_time)
+        .collect()
+}
+
 fn fail(vm: &Vm, error: &QemuError) -> ! {
     panic!(
         "{}: {error}\n--- console ---\n{}",
@@ -925,6 +993,27 @@ fn ldd_paths(output: &str) -> Result<Vec<&str>, &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_helpers_read_probe_lines_fields_and_kernel_times() {
+        let console = "[    2.996271] PROBE ctl web: state:   running\r\n\
+                       [   10.500000] unit web: ready pid=42 at=10.5\n\
+                       setup: no timestamp here\n";
+        assert_eq!(probe_lines(console, "ctl web"), ["state: running"]);
+        assert!(probe_lines(console, "ctl db").is_empty());
+        assert_eq!(kernel_time(console), Some(2.996_271));
+        assert_eq!(kernel_time("setup: no timestamp here"), None);
+        assert_eq!(kernel_times(console, "unit web"), [10.5]);
+        let line = line_after(console, "unit web: ready");
+        assert_eq!(field(line, "pid"), Some("42"));
+        assert_eq!(field(line, "at"), Some("10.5"));
+        assert_eq!(field(line, "p"), None);
+        assert_eq!(
+            position(console, "unit web"),
+            console.find("unit web").unwrap()
+        );
+        expect_line(&probe_lines(console, "ctl web"), "state:", console);
+    }
 
     #[test]
     fn ldd_paths_skip_the_vdso() {

@@ -24,7 +24,10 @@
 use std::time::Duration;
 
 use qemu_tests::containerd::{CONTAINERD, GUEST_CTR, SOCKET, UNIT_NAME};
-use qemu_tests::guest_root::{Guest, GuestRoot, after, expect, refute};
+use qemu_tests::guest_root::{
+    Guest, GuestRoot, expect, expect_line, field, kernel_times, line_after, position, probe_lines,
+    refute,
+};
 use qemu_tests::image::ROOT_NUMBER;
 
 /// Kernel start to the probe's first line: stage 1 (module loading, the
@@ -127,36 +130,6 @@ fn guest(script: &str) -> Guest {
     guest
 }
 
-/// The lines the probe prefixed with `PROBE PREFIX:`, with runs of spaces
-/// squeezed to one.
-fn lines(console: &str, prefix: &str) -> Vec<String> {
-    let marker = format!("PROBE {prefix}:");
-    console
-        .lines()
-        .filter_map(|l| l.split_once(marker.as_str()))
-        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-/// The rest of the line after `marker`, or a failure with the console.
-fn line_after<'a>(console: &'a str, marker: &str) -> &'a str {
-    after(console, marker).unwrap_or_else(|| panic!("no {marker:?} line:\n{console}"))
-}
-
-/// The value of `key=` in `line` (up to the next space).
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// Fails unless one of `lines` starts with `prefix`.
-fn expect_line(lines: &[String], prefix: &str, console: &str) {
-    assert!(
-        lines.iter().any(|l| l.starts_with(prefix)),
-        "no {prefix:?} in {lines:#?}\n--- console ---\n{console}"
-    );
-}
-
 /// Checks that the `ctr version` logged as `prefix` succeeded and
 /// reported the server's version, and returns that version.
 fn server_version(console: &str, prefix: &str) -> String {
@@ -165,7 +138,7 @@ fn server_version(console: &str, prefix: &str) -> String {
         "0",
         "`ctr version` failed:\n{console}"
     );
-    let out = lines(console, prefix);
+    let out = probe_lines(console, prefix);
     let server = out
         .iter()
         .position(|l| l == "Server:")
@@ -175,26 +148,6 @@ fn server_version(console: &str, prefix: &str) -> String {
         .find_map(|l| l.strip_prefix("Version: "))
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("no server version in {out:#?}\n{console}"))
-}
-
-/// The kernel timestamps (seconds since the kernel started) of the console
-/// lines that contain `pattern`: `[   12.345678] …`.
-fn kernel_times(console: &str, pattern: &str) -> Vec<f64> {
-    console
-        .lines()
-        .filter(|l| l.contains(pattern))
-        .filter_map(|l| {
-            let stamp = l.trim_start().strip_prefix('[')?.split_once(']')?.0;
-            stamp.trim().parse().ok()
-        })
-        .collect()
-}
-
-/// Where `pattern` first appears on the console.
-fn position(console: &str, pattern: &str) -> usize {
-    console
-        .find(pattern)
-        .unwrap_or_else(|| panic!("no {pattern:?}:\n{console}"))
 }
 
 /// What liftoff logs when containerd sends `READY=1`.
@@ -227,7 +180,7 @@ fn containerd_becomes_ready_and_answers_on_its_socket() {
     assert!(version.starts_with("1."), "server version {version:?}");
 
     // liftoff's view.
-    let ctl = lines(&console, "ctl containerd");
+    let ctl = probe_lines(&console, "ctl containerd");
     expect_line(&ctl, "state: running", &console);
     expect_line(&ctl, "restarts: 0", &console);
 
@@ -294,7 +247,7 @@ fn killed_containerd_is_restarted_and_ready_again() {
 
     // The new containerd answers, as the same version.
     assert_eq!(server_version(&console, "ctr2"), first);
-    let ctl = lines(&console, "ctl containerd");
+    let ctl = probe_lines(&console, "ctl containerd");
     expect_line(&ctl, "state: running", &console);
     expect_line(&ctl, &format!("main pid: {new}"), &console);
     expect_line(&ctl, "restarts: 1", &console);

@@ -17,7 +17,10 @@
 use std::time::Duration;
 
 use qemu_tests::containerd::GUEST_CTR;
-use qemu_tests::guest_root::{Guest, GuestRoot, after, expect, expect_exit, refute};
+use qemu_tests::guest_root::{
+    Guest, GuestRoot, after, expect, expect_exit, expect_line, field, kernel_times, position,
+    probe_lines, refute,
+};
 use qemu_tests::host_containers::{
     HOST_CONTAINERD_SOCKET, HOST_CONTAINERD_UNIT_NAME, archive_path, settings_toml,
 };
@@ -180,46 +183,10 @@ fn guest(script: &str, add: impl FnOnce(GuestRoot) -> GuestRoot) -> Guest {
     add(root).build().expect("build the guest")
 }
 
-/// The lines the probe prefixed with `PROBE PREFIX:`, with runs of spaces
-/// squeezed to one.
-fn lines(console: &str, prefix: &str) -> Vec<String> {
-    let marker = format!("PROBE {prefix}:");
-    console
-        .lines()
-        .filter_map(|l| l.split_once(marker.as_str()))
-        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
 /// What container `name` reported as `key=…`.
 fn inside<'a>(console: &'a str, name: &str, key: &str) -> &'a str {
     after(console, &format!("INSIDE {name} {key}="))
         .unwrap_or_else(|| panic!("{name} did not report {key}:\n{console}"))
-}
-
-/// The value of `key=` in `line` (up to the next space).
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// Where `pattern` first appears on the console.
-fn position(console: &str, pattern: &str) -> usize {
-    console
-        .find(pattern)
-        .unwrap_or_else(|| panic!("no {pattern:?}:\n{console}"))
-}
-
-/// The kernel timestamps of the console lines containing `pattern`.
-fn kernel_times(console: &str, pattern: &str) -> Vec<f64> {
-    console
-        .lines()
-        .filter(|l| l.contains(pattern))
-        .filter_map(|l| {
-            let stamp = l.trim_start().strip_prefix('[')?.split_once(']')?.0;
-            stamp.trim().parse().ok()
-        })
-        .collect()
 }
 
 /// A delay as liftoff logs it (`500ms`, `4s`).
@@ -231,14 +198,6 @@ fn seconds(text: &str) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
-}
-
-/// Fails unless one of `lines` starts with `prefix`.
-fn expect_line(lines: &[String], prefix: &str, console: &str) {
-    assert!(
-        lines.iter().any(|l| l.starts_with(prefix)),
-        "no {prefix:?} in {lines:#?}\n--- console ---\n{console}"
-    );
 }
 
 #[test]
@@ -295,13 +254,13 @@ fn host_containers_run_confined_and_stop_cleanly() {
     );
     let ready = kernel_times(&console, "unit host-containerd: ready");
     assert_eq!(ready.len(), 1, "host-containerd not ready once:\n{console}");
-    let version = lines(&console, "version");
+    let version = probe_lines(&console, "version");
     assert!(
         version.iter().any(|l| l.starts_with("Version: 1.")),
         "no server version from host-containerd: {version:#?}\n{console}"
     );
     assert_eq!(after(&console, "PROBE version exit="), Some("0"));
-    let tasks = lines(&console, "tasks");
+    let tasks = probe_lines(&console, "tasks");
     for name in ["control", "admin"] {
         assert!(
             tasks
@@ -310,7 +269,7 @@ fn host_containers_run_confined_and_stop_cleanly() {
             "{name} is not a running task: {tasks:#?}\n{console}"
         );
         expect_line(
-            &lines(&console, &format!("ctl {name}")),
+            &probe_lines(&console, &format!("ctl {name}")),
             "state: running",
             &console,
         );
@@ -401,7 +360,7 @@ fn host_containers_run_confined_and_stop_cleanly() {
     // `liftoff analyze` on the live system: the three parts of the boot,
     // the kernel modules, control's chain through host-containerd, and a
     // bar per unit (probe, host-containerd and the four host containers).
-    let analyze = lines(&console, "analyze");
+    let analyze = probe_lines(&console, "analyze");
     let summary = analyze
         .iter()
         .find(|l| l.starts_with("Startup finished in"))
@@ -413,7 +372,7 @@ fn host_containers_run_confined_and_stop_cleanly() {
         analyze.iter().any(|l| l.contains("dm_verity")),
         "no module times in analyze time: {analyze:#?}"
     );
-    let chain = lines(&console, "chain");
+    let chain = probe_lines(&console, "chain");
     let top = chain
         .iter()
         .position(|l| l.starts_with("control @"))
@@ -503,7 +462,7 @@ fn host_containers_survive_containerd_and_restart_on_exit() {
             && console.contains("containerd is back; task of control still there"),
         "host-ctr did not reconnect:\n{console}"
     );
-    let ctl = lines(&console, "ctl control");
+    let ctl = probe_lines(&console, "ctl control");
     expect_line(&ctl, "state: running", &console);
     expect_line(&ctl, "restarts: 0", &console);
     assert_eq!(
@@ -535,7 +494,7 @@ fn host_containers_survive_containerd_and_restart_on_exit() {
         "ran again {:.3}s after the exit, before the {delay:?} backoff:\n{console}",
         next - exits[0]
     );
-    let restarts = lines(&console, "ctl crashy")
+    let restarts = probe_lines(&console, "ctl crashy")
         .iter()
         .find_map(|l| l.strip_prefix("restarts: ")?.parse::<u32>().ok())
         .unwrap_or(0);

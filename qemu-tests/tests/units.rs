@@ -23,7 +23,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use qemu_tests::guest_root::{Guest, GuestRoot, after, expect, expect_exit, refute};
+use qemu_tests::guest_root::{
+    Guest, GuestRoot, after, expect, expect_exit, expect_line, field, line_after, position,
+    probe_lines, refute,
+};
 use qemu_tests::{BuiltImage, Vm};
 
 /// Kernel start to the first line of a unit: stage 1 and liftoff's start
@@ -79,17 +82,6 @@ fn boot(guest: &Guest, extra: &str, run: &str) -> Vm {
     guest.boot(extra, run).expect("start QEMU")
 }
 
-/// The value of `key=` in `line` (up to the next space).
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// The rest of the line after `marker`, or a failure with the console.
-fn line_after<'a>(console: &'a str, marker: &str) -> &'a str {
-    after(console, marker).unwrap_or_else(|| panic!("no {marker:?} line:\n{console}"))
-}
-
 /// `key=` of the line after `marker`, as the guest's uptime in seconds.
 fn time_after(console: &str, marker: &str, key: &str) -> f64 {
     let line = line_after(console, marker);
@@ -98,30 +90,10 @@ fn time_after(console: &str, marker: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key}= time in {line:?}:\n{console}"))
 }
 
-/// Where `pattern` first appears on the console.
-fn position(console: &str, pattern: &str) -> usize {
-    console
-        .find(pattern)
-        .unwrap_or_else(|| panic!("no {pattern:?}:\n{console}"))
-}
-
 /// The lines the probe prefixed with `PROBE ctl NAME:` (the output of
 /// `liftoff ctl status NAME`), with runs of spaces squeezed to one.
 fn ctl_lines(console: &str, unit: &str) -> Vec<String> {
-    let marker = format!("PROBE ctl {unit}:");
-    console
-        .lines()
-        .filter_map(|l| l.split_once(marker.as_str()))
-        .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-/// Fails unless one of `lines` starts with `prefix`.
-fn expect_ctl(lines: &[String], prefix: &str, console: &str) {
-    assert!(
-        lines.iter().any(|l| l.starts_with(prefix)),
-        "no {prefix:?} in `liftoff ctl status`: {lines:#?}\n--- console ---\n{console}"
-    );
+    probe_lines(console, &format!("ctl {unit}"))
 }
 
 // ---------------------------------------------------------------------
@@ -325,9 +297,9 @@ fn crashing_unit_restarts_and_flapping_unit_hits_the_start_limit() {
         starts[1].1 - killed_at
     );
     let crashy = ctl_lines(&console, "crashy");
-    expect_ctl(&crashy, "state: running", &console);
-    expect_ctl(&crashy, &format!("main pid: {new}"), &console);
-    expect_ctl(&crashy, "restarts: 1", &console);
+    expect_line(&crashy, "state: running", &console);
+    expect_line(&crashy, &format!("main pid: {new}"), &console);
+    expect_line(&crashy, "restarts: 1", &console);
 
     // flappy: three starts within the burst, then failed for good.
     assert_eq!(
@@ -336,7 +308,7 @@ fn crashing_unit_restarts_and_flapping_unit_hits_the_start_limit() {
         "flappy did not run exactly start_limit_burst = 3 times:\n{console}"
     );
     let flappy = ctl_lines(&console, "flappy");
-    expect_ctl(&flappy, "state: failed", &console);
+    expect_line(&flappy, "state: failed", &console);
     assert!(
         flappy.iter().any(|l| l.contains("start limit")),
         "no start limit in `liftoff ctl status flappy`: {flappy:#?}\n{console}"

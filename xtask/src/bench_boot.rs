@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use qemu_tests::containerd::{CONTAINERD, GUEST_CONFIG};
 use qemu_tests::guest::BusyboxGuest;
-use qemu_tests::guest_root::{Guest, GuestRoot};
+use qemu_tests::guest_root::{Guest, GuestRoot, kernel_time};
 use qemu_tests::qemu::Vm;
 
 use crate::{XtaskError, build, deps};
@@ -493,17 +493,6 @@ fn parse_boot(console: &str) -> Option<Boot> {
         containerd_ready: ready_us as f64 / 1e6,
         pid1_rss_kib: field("pid1_rss_kib").and_then(|k| k.parse().ok()),
     })
-}
-
-/// The kernel timestamp of a console line: `[   12.345678] …`.
-fn kernel_time(line: &str) -> Option<f64> {
-    line.trim_start()
-        .strip_prefix('[')?
-        .split_once(']')?
-        .0
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// The last lines of a console log.

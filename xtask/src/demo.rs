@@ -41,7 +41,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use qemu_tests::containerd::{CONTAINERD, ContainerdPackages, GUEST_CTR};
-use qemu_tests::guest_root::{Guest, GuestRoot, after};
+use qemu_tests::guest_root::{Guest, GuestRoot, after, kernel_time};
 use qemu_tests::host_containers::{
     HOST_CONTAINERD, HOST_CONTAINERD_SOCKET, archive_path, settings_toml,
 };
@@ -578,13 +578,6 @@ fn inside_lines<'a>(console: &'a str, name: &str) -> Vec<&'a str> {
         .filter_map(|text| text.strip_prefix(INSIDE))
         .map(str::trim_end)
         .collect()
-}
-
-/// The kernel's timestamp of a console line, `[    2.996271] …`, in
-/// seconds.
-fn kernel_time(line: &str) -> Option<f64> {
-    let (stamp, _) = line.trim_start().strip_prefix('[')?.split_once(']')?;
-    stamp.trim().parse().ok()
 }
 
 /// Bytes as MiB with one decimal.
