@@ -349,7 +349,10 @@ impl Services {
     }
 
     /// Puts the first ready time of units that were not ready when boot
-    /// completed into the boot record, and writes it again.
+    /// completed into the boot record, and writes it again. Runs after
+    /// every batch of inputs, so it looks at the ready time alone and
+    /// builds a unit's status only once it is ready (a host container that
+    /// never starts stays on the list for the machine's life).
     fn late_ready(&mut self) {
         let Some(record) = &mut self.record else {
             return;
@@ -363,13 +366,18 @@ impl Services {
             let Some(times) = record.units.get_mut(i) else {
                 return false;
             };
+            if !supervisor.knows(&times.name) {
+                return false;
+            }
+            if supervisor.ready_at(&times.name).is_none() {
+                return true;
+            }
             match supervisor.status(&times.name) {
-                Some(status) if status.ready_at.is_some() => {
+                Some(status) => {
                     *times = unit_times(&status, &self.prerequisites);
                     changed = true;
                     false
                 }
-                Some(_) => true,
                 None => false,
             }
         });

@@ -646,6 +646,11 @@ impl Supervisor {
         self.index.get(name).map(|&i| self.status_of(i))
     }
 
+    /// When a unit last became ready, without building its whole status.
+    pub fn ready_at(&self, name: &str) -> Option<Duration> {
+        self.index.get(name).and_then(|&i| self.slots[i].ready_at)
+    }
+
     /// One unit's state, without building its whole status.
     pub fn state(&self, name: &str) -> Option<State> {
         self.index.get(name).map(|&i| self.slots[i].state)

@@ -113,6 +113,7 @@ fn chain_waits_for_notify_ready() {
     assert_eq!(sv.handle(ms(1), spawned("a", 10)), vec![spawn("b")]);
     assert_eq!(sv.handle(ms(2), spawned("b", 11)), vec![]);
     assert_eq!(state(&sv, "b"), State::Starting);
+    assert_eq!(sv.ready_at("b"), None);
     assert_eq!(sv.handle(ms(3), notify("b", "STATUS=warming up")), vec![]);
     assert_eq!(sv.handle(ms(5), notify("b", "READY=1")), vec![spawn("c")]);
     assert_eq!(sv.handle(ms(6), spawned("c", 12)), vec![boot_complete(&[])]);
@@ -121,6 +122,8 @@ fn chain_waits_for_notify_ready() {
     assert_eq!(b.main_pid, Some(11));
     assert_eq!(b.started_at, Some(ms(1)));
     assert_eq!(b.ready_at, Some(ms(5)));
+    assert_eq!(sv.ready_at("b"), Some(ms(5)));
+    assert_eq!(sv.ready_at("nope"), None);
     assert_eq!(b.since, ms(5));
     assert_eq!(b.status_line.as_deref(), Some("warming up"));
     assert_eq!(sv.main_pid_of("c"), Some(12));
