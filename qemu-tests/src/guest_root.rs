@@ -931,6 +931,22 @@ fn stage_program(
 ) -> Result<(), GuestRootError> {
     let bytes = fs::read(host).map_err(io_error("read", host))?;
     write_file(staging, guest, &bytes, 0o755)?;
+    for path in program_libraries(host)? {
+        if libraries.insert(path.clone()) {
+            let bytes = fs::read(&path).map_err(io_error("read", &path))?;
+            write_file(staging, &path, &bytes, 0o755)?;
+        }
+    }
+    Ok(())
+}
+
+/// The libraries `ldd` names for the program at `host`, and its loader, by
+/// their paths on the host (where a root or initramfs must have them too);
+/// none for a static program.
+///
+/// # Errors
+/// `ldd` failed, or names a library the host lacks.
+pub fn program_libraries(host: &Path) -> Result<Vec<String>, GuestRootError> {
     let output = Command::new("ldd")
         .arg(host)
         .output()
@@ -944,7 +960,7 @@ fn stage_program(
         // for a static program.
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stdout.contains(LDD_STATIC) || stderr.contains(LDD_STATIC) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         return Err(GuestRootError::Ldd {
             program: host.to_owned(),
@@ -955,13 +971,7 @@ fn stage_program(
         program: host.to_owned(),
         library: library.to_owned(),
     })?;
-    for path in paths {
-        if libraries.insert(path.to_owned()) {
-            let bytes = fs::read(path).map_err(io_error("read", path))?;
-            write_file(staging, path, &bytes, 0o755)?;
-        }
-    }
-    Ok(())
+    Ok(paths.into_iter().map(str::to_owned).collect())
 }
 
 /// What glibc's `ldd` says about a static program.
@@ -1025,6 +1035,22 @@ mod tests {
             Ok(vec![
                 "/lib/x86_64-linux-gnu/libext2fs.so.2",
                 "/lib64/ld-linux-x86-64.so.2"
+            ])
+        );
+    }
+
+    #[test]
+    fn ldd_paths_give_libraries_and_loader() {
+        let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                      \tlibsystemd-shared-252.so => /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so (0x1)\n\
+                      \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x2)\n\
+                      \t/lib64/ld-linux-x86-64.so.2 (0x3)\n";
+        assert_eq!(
+            ldd_paths(output),
+            Ok(vec![
+                "/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2",
             ])
         );
     }

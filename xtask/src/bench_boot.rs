@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use qemu_tests::containerd::{CONTAINERD, GUEST_CONFIG};
 use qemu_tests::guest::BusyboxGuest;
-use qemu_tests::guest_root::{Guest, GuestRoot, kernel_time};
+use qemu_tests::guest_root::{Guest, GuestRoot, kernel_time, program_libraries};
 use qemu_tests::qemu::Vm;
 
 use crate::{XtaskError, build, deps};
@@ -388,28 +388,15 @@ fn shell_initramfs(kernel: &qemu_tests::Kernel, guest: &Guest) -> Result<PathBuf
 }
 
 /// `program` at `guest_path` and every library `ldd` lists for it (and the
-/// loader) at their own paths.
-fn with_libraries(program: &Path, guest_path: &str) -> Result<Vec<(String, PathBuf)>, XtaskError> {
-    let output = std::process::Command::new("ldd")
-        .arg(program)
-        .output()
-        .map_err(|source| XtaskError::Io {
-            path: PathBuf::from("ldd"),
-            source,
-        })?;
+/// loader) at their own paths, as (guest path, host file) pairs: the
+/// harness's own reading of `ldd` ([`program_libraries`]).
+pub(crate) fn with_libraries(
+    program: &Path,
+    guest_path: &str,
+) -> Result<Vec<(String, PathBuf)>, XtaskError> {
     let mut files = vec![(guest_path.to_owned(), program.to_owned())];
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        // `libfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x…)` or
-        // `/lib64/ld-linux-x86-64.so.2 (0x…)`.
-        let path = line
-            .split("=>")
-            .last()
-            .and_then(|rest| rest.split_whitespace().next())
-            .filter(|p| p.starts_with('/'));
-        if let Some(path) = path {
-            let host = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
-            files.push((path.to_owned(), host));
-        }
+    for library in program_libraries(program).map_err(XtaskError::Guest)? {
+        files.push((library.clone(), PathBuf::from(library)));
     }
     Ok(files)
 }

@@ -40,7 +40,7 @@
 //! (`systemd.unit=multi-user.target`) instead of being a symlink.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use qemu_tests::Kernel;
@@ -466,7 +466,7 @@ fn files() -> Vec<(String, String, u32)> {
 pub fn stage(root: GuestRoot) -> Result<GuestRoot, XtaskError> {
     let mut root = root;
     for program in [SYSTEMD, JOURNALD] {
-        for (guest_path, host) in with_libraries(Path::new(program), program)? {
+        for (guest_path, host) in crate::bench_boot::with_libraries(Path::new(program), program)? {
             let bytes = std::fs::read(&host).map_err(|source| XtaskError::Io {
                 path: host.clone(),
                 source,
@@ -478,52 +478,6 @@ pub fn stage(root: GuestRoot) -> Result<GuestRoot, XtaskError> {
         root = root.file(path, text, mode);
     }
     Ok(root.dir("/var").dir("/tmp").dir("/root"))
-}
-
-/// `program` at `guest_path` and every library `ldd` lists for it (and the
-/// loader) at their own paths (as `bench_boot`'s own helper for the shell
-/// initramfs, which is private to it).
-fn with_libraries(program: &Path, guest_path: &str) -> Result<Vec<(String, PathBuf)>, XtaskError> {
-    let output = Command::new("ldd")
-        .arg(program)
-        .output()
-        .map_err(|source| XtaskError::Spawn {
-            command: format!("ldd {}", program.display()),
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(XtaskError::Failed {
-            command: format!("ldd {}", program.display()),
-            status: output.status,
-        });
-    }
-    let mut files = vec![(guest_path.to_owned(), program.to_owned())];
-    files.extend(
-        ldd_paths(&String::from_utf8_lossy(&output.stdout))
-            .into_iter()
-            .map(|path| {
-                // Copy the file a symlink names, at the symlink's path.
-                let host = std::fs::canonicalize(&path).unwrap_or_else(|_| PathBuf::from(&path));
-                (path, host)
-            }),
-    );
-    Ok(files)
-}
-
-/// The absolute paths in `ldd`'s output: `libfoo.so.1 =>
-/// /lib/x86_64-linux-gnu/libfoo.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2
-/// (0x…)`; not `linux-vdso.so.1 (0x…)`.
-fn ldd_paths(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .filter_map(|line| {
-            line.split("=>")
-                .last()
-                .and_then(|rest| rest.split_whitespace().next())
-                .filter(|p| p.starts_with('/'))
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 /// The systemd system: builds its dracut initramfs next to the guest's
@@ -772,21 +726,5 @@ mod tests {
         assert!(after("--drivers").contains("dm-verity"));
         assert!(after("--force-drivers").contains("overlay"));
         assert_eq!(args.last().map(String::as_str), Some("/out/initrd.img"));
-    }
-
-    #[test]
-    fn ldd_output_gives_libraries_and_loader() {
-        let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                      \tlibsystemd-shared-252.so => /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so (0x1)\n\
-                      \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x2)\n\
-                      \t/lib64/ld-linux-x86-64.so.2 (0x3)\n";
-        assert_eq!(
-            ldd_paths(output),
-            [
-                "/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so",
-                "/lib/x86_64-linux-gnu/libc.so.6",
-                "/lib64/ld-linux-x86-64.so.2",
-            ]
-        );
     }
 }
