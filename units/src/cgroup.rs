@@ -4,6 +4,14 @@
 //! signalled and killed as one, even after they double-fork, and the
 //! `memory` and `pids` controllers cap them ([`crate::unit::Cgroup`]).
 //!
+//! `pids` is always on: it costs only at fork. `memory` is enabled the
+//! first time a unit with `memory_max` is started, not at boot: once it is
+//! on, every page a unit's processes touch is charged to a cgroup, and
+//! that is not free (under QEMU/TCG it made containerd's start about
+//! 0.2 s slower, docs/benchmarks.md). A controller is enabled for all the
+//! children of a cgroup at once, so from then on every unit is accounted,
+//! as systemd notes of its own `MemoryAccounting=` on a slice.
+//!
 //! The root is a parameter ([`Cgroups::new`]); tests build a fake tree of
 //! plain files in a tempdir, as youki's `libcgroups/src/test.rs` and
 //! firecracker's jailer `MockCgroupFs` do. Interface files are opened
@@ -29,9 +37,13 @@ use crate::unit::Cgroup;
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 /// The sub-tree liftoff's units live in, under the root.
 pub const LIFTOFF_DIR: &str = "liftoff";
-/// The controllers units use, enabled by [`Cgroups::prepare`] when the
-/// kernel has them.
+/// The controllers units use: `memory` on demand ([`Cgroups::create`]),
+/// the others by [`Cgroups::prepare`] at boot when the kernel has them.
 pub const CONTROLLERS: [&str; 2] = ["memory", "pids"];
+/// The controllers [`Cgroups::prepare`] enables at boot.
+const AT_BOOT: [&str; 1] = ["pids"];
+/// The controller `memory_max` needs.
+const MEMORY: &str = "memory";
 
 /// Controllers the kernel offers in a cgroup (cgroup-v2.rst, "Core Interface Files").
 const CONTROLLERS_FILE: &str = "cgroup.controllers";
@@ -103,6 +115,14 @@ pub enum CgroupError {
         controller: &'static str,
     },
     /// An interface file holds something unexpected.
+    /// A unit asks for a limit of a controller the kernel does not offer.
+    #[error("the kernel offers no {controller} controller ({path} does not list it)")]
+    NotOffered {
+        /// The root's `cgroup.controllers`.
+        path: PathBuf,
+        /// The controller.
+        controller: &'static str,
+    },
     #[error("cannot parse {path}: {line:?}")]
     Parse {
         /// The file.
@@ -191,42 +211,71 @@ impl Cgroups {
         &self.root
     }
 
-    /// Creates `<root>/liftoff` and enables the [`CONTROLLERS`] the kernel
-    /// offers for it and for the units below it. A controller the kernel
-    /// lacks is logged as a warning, not an error: units without limits
-    /// still run; a unit with a limit fails in [`Cgroups::create`].
+    /// Creates `<root>/liftoff` and enables the controllers units get from
+    /// boot on (`pids`) if the kernel offers them, for liftoff/ and for the
+    /// units below it. A controller the kernel lacks is logged as a
+    /// warning, not an error: units without limits still run; a unit with
+    /// a limit fails in [`Cgroups::create`]. `memory` waits for a unit
+    /// that needs it (see the module's comment).
     ///
     /// Returns the controllers that were enabled.
     pub fn prepare(&self) -> Result<Vec<&'static str>, CgroupError> {
-        let liftoff = self.root.join(LIFTOFF_DIR);
-        make_dir(&liftoff)?;
-
-        let path = self.root.join(CONTROLLERS_FILE);
-        let offered = fs::read_to_string(&path).map_err(|source| CgroupError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let offered: Vec<&str> = offered.split_whitespace().collect();
-
+        make_dir(&self.root.join(LIFTOFF_DIR))?;
+        let offered = self.offered()?;
         let mut enabled = Vec::new();
-        for controller in CONTROLLERS {
-            if !offered.contains(&controller) {
+        for controller in AT_BOOT {
+            if !offered.iter().any(|c| c == controller) {
                 log::warn!(
                     "cgroup controller {controller} is not available in {}: unit limits using it will fail",
-                    path.display()
+                    self.root.join(CONTROLLERS_FILE).display()
                 );
                 continue;
             }
-            // One controller per write: a failure names it, and does not
-            // stop the other from being enabled by the same write.
-            let value = format!("+{controller}");
-            // The root's subtree_control makes it available in liftoff/,
-            // liftoff's makes it available in each unit's cgroup.
-            write_existing(&self.root.join(SUBTREE_CONTROL), &value)?;
-            write_existing(&liftoff.join(SUBTREE_CONTROL), &value)?;
+            self.enable(controller)?;
             enabled.push(controller);
         }
         Ok(enabled)
+    }
+
+    /// The controllers the kernel offers at the root.
+    fn offered(&self) -> Result<Vec<String>, CgroupError> {
+        let path = self.root.join(CONTROLLERS_FILE);
+        let text = fs::read_to_string(&path).map_err(|source| CgroupError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(text.split_whitespace().map(str::to_owned).collect())
+    }
+
+    /// Enables `controller` in the root's and liftoff/'s subtree_control:
+    /// the root's makes it available in liftoff/, liftoff's in each unit's
+    /// cgroup. One controller per write: a failure names it.
+    fn enable(&self, controller: &str) -> Result<(), CgroupError> {
+        let value = format!("+{controller}");
+        write_existing(&self.root.join(SUBTREE_CONTROL), &value)?;
+        write_existing(&self.root.join(LIFTOFF_DIR).join(SUBTREE_CONTROL), &value)
+    }
+
+    /// Enables `controller` for the units unless liftoff/'s subtree_control
+    /// lists it already; a controller the kernel does not offer is
+    /// [`CgroupError::NotOffered`].
+    fn enable_on_demand(&self, controller: &'static str) -> Result<(), CgroupError> {
+        let path = self.root.join(LIFTOFF_DIR).join(SUBTREE_CONTROL);
+        let enabled = fs::read_to_string(&path).map_err(|source| CgroupError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if enabled.split_whitespace().any(|c| c == controller) {
+            return Ok(());
+        }
+        if !self.offered()?.iter().any(|c| c == controller) {
+            return Err(CgroupError::NotOffered {
+                path: self.root.join(CONTROLLERS_FILE),
+                controller,
+            });
+        }
+        log::info!("cgroup controller {controller} enabled for units (a unit sets a limit)");
+        self.enable(controller)
     }
 
     /// The directory of unit `name`'s cgroup (whether or not it exists).
@@ -235,9 +284,10 @@ impl Cgroups {
     }
 
     /// Creates unit `name`'s cgroup (an existing one is reused) and writes
-    /// its limits. A limit left `None` is reset to "max" if the controller
-    /// is there, so a cgroup kept across restarts does not keep an old
-    /// limit. With `cgroup.delegate` and an `owner`, the directory and the
+    /// its limits, enabling the `memory` controller first if the unit is
+    /// the first to set `memory_max`. A limit left `None` is reset to
+    /// "max" if the controller is there, so a cgroup kept across restarts
+    /// does not keep an old limit. With `cgroup.delegate` and an `owner`, the directory and the
     /// files a delegate writes are chowned to `owner` (uid, gid).
     ///
     /// Returns the cgroup's directory.
@@ -248,9 +298,13 @@ impl Cgroups {
         owner: Option<(u32, u32)>,
     ) -> Result<PathBuf, CgroupError> {
         let dir = self.checked_unit_dir(name)?;
+        // Before the directory: the kernel then gives it memory.max.
+        if cgroup.memory_max.is_some() {
+            self.enable_on_demand(MEMORY)?;
+        }
         make_dir(&dir)?;
 
-        set_limit(&dir, MEMORY_MAX, "memory", cgroup.memory_max)?;
+        set_limit(&dir, MEMORY_MAX, MEMORY, cgroup.memory_max)?;
         set_limit(&dir, PIDS_MAX, "pids", cgroup.pids_max)?;
 
         if let (true, Some((uid, gid))) = (cgroup.delegate, owner) {
@@ -507,9 +561,9 @@ mod tests {
         }
         let cases = [
             Case {
-                name: "both",
+                name: "all, memory waits for a unit that needs it",
                 offered: "cpuset cpu io memory hugetlb pids rdma misc\n",
-                enabled: &["memory", "pids"],
+                enabled: &["pids"],
             },
             Case {
                 name: "pids only",
@@ -553,9 +607,73 @@ mod tests {
         );
     }
 
+    /// liftoff/ as `prepare` leaves it, with `enabled` in its
+    /// subtree_control as the kernel lists them ("memory pids").
+    fn fake_liftoff(cgroups: &Cgroups, enabled: &str) {
+        let liftoff = cgroups.root().join(LIFTOFF_DIR);
+        fs::create_dir_all(&liftoff).unwrap();
+        fs::write(liftoff.join(SUBTREE_CONTROL), enabled).unwrap();
+    }
+
+    #[test]
+    fn memory_is_enabled_by_the_first_unit_that_sets_memory_max() {
+        let (dir, cgroups) = fake_root("memory pids");
+        fake_liftoff(&cgroups, "pids");
+        let root_control = dir.path().join(SUBTREE_CONTROL);
+        let liftoff_control = dir.path().join(LIFTOFF_DIR).join(SUBTREE_CONTROL);
+        fs::write(&root_control, "pids").unwrap();
+
+        // No memory_max: nothing is enabled.
+        fake_unit(&cgroups, "plain", &[PIDS_MAX]);
+        cgroups.create("plain", &Cgroup::default(), None).unwrap();
+        assert_eq!(fs::read_to_string(&root_control).unwrap(), "pids");
+        assert_eq!(fs::read_to_string(&liftoff_control).unwrap(), "pids");
+
+        // memory_max: memory is enabled at the root and in liftoff/ before
+        // the unit's directory is made (the fake keeps the last write).
+        let limited = Cgroup {
+            memory_max: Some(64 << 20),
+            ..Cgroup::default()
+        };
+        fake_unit(&cgroups, "web", &[MEMORY_MAX, PIDS_MAX]);
+        cgroups.create("web", &limited, None).unwrap();
+        assert_eq!(fs::read_to_string(&root_control).unwrap(), "+memory");
+        assert_eq!(fs::read_to_string(&liftoff_control).unwrap(), "+memory");
+
+        // Already enabled (the kernel lists it): no write at all.
+        fs::write(&root_control, "memory pids").unwrap();
+        fs::write(&liftoff_control, "memory pids").unwrap();
+        fake_unit(&cgroups, "db", &[MEMORY_MAX, PIDS_MAX]);
+        cgroups.create("db", &limited, None).unwrap();
+        assert_eq!(fs::read_to_string(&root_control).unwrap(), "memory pids");
+        assert_eq!(fs::read_to_string(&liftoff_control).unwrap(), "memory pids");
+    }
+
+    #[test]
+    fn memory_max_without_the_controller_in_the_kernel_names_it() {
+        let (dir, cgroups) = fake_root("cpu pids");
+        fake_liftoff(&cgroups, "pids");
+        let limited = Cgroup {
+            memory_max: Some(1 << 30),
+            ..Cgroup::default()
+        };
+        let err = cgroups.create("web", &limited, None).unwrap_err();
+        match &err {
+            CgroupError::NotOffered { path, controller } => {
+                assert_eq!(path, &dir.path().join(CONTROLLERS_FILE));
+                assert_eq!(*controller, "memory");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("no memory controller"), "{err}");
+        // Nothing was made for the unit.
+        assert!(!cgroups.unit_dir("web").exists());
+    }
+
     #[test]
     fn create_writes_limits_and_resets_unset_ones() {
         let (_dir, cgroups) = fake_root("memory pids");
+        fake_liftoff(&cgroups, "memory pids");
         let unit = fake_unit(&cgroups, "web", &[MEMORY_MAX, PIDS_MAX]);
         let limits = Cgroup {
             memory_max: Some(64 << 20),
