@@ -26,6 +26,7 @@ pub mod logger;
 pub mod modules;
 pub mod notify_cli;
 pub mod pid1;
+pub mod read_ahead;
 pub mod reap;
 pub mod selinux;
 pub mod shutdown;

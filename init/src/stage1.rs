@@ -218,6 +218,8 @@ pub struct Handoff<'a> {
     pub fstype: String,
     /// The program executed.
     pub init: String,
+    /// The root's read-ahead for boot, restored by stage 2.
+    pub read_ahead: Option<crate::read_ahead::ReadAhead>,
 }
 
 /// One kernel module's load in the boot record: CLOCK_BOOTTIME in
@@ -248,6 +250,10 @@ pub struct HandoffRecord {
     pub fstype: String,
     /// The program stage 1 executed.
     pub init: String,
+    /// The read-ahead stage 1 raised for boot (absent when it did not, or
+    /// from an older liftoff).
+    #[serde(default)]
+    pub read_ahead: Option<crate::read_ahead::ReadAhead>,
 }
 
 /// One stamp of [`HandoffRecord`].
@@ -299,6 +305,26 @@ pub fn boot(
         }
     };
 
+    // 3b. The read-ahead boot runs with (crate::read_ahead), before the
+    // root is mounted: a file's window is fixed when it is opened.
+    let read_ahead =
+        plan.boot_read_ahead_kb
+            .and_then(|kb| match crate::read_ahead::raise(&dm_node, kb) {
+                Ok(raised) => {
+                    info!(
+                        "read-ahead of {} is {} KiB until boot completes (the kernel's: {} KiB)",
+                        dm_node.display(),
+                        raised.boot_kb,
+                        raised.kernel_kb
+                    );
+                    Some(raised)
+                }
+                Err(e) => {
+                    warn!("boot read-ahead not set: {}", crate::failure::chain(&e));
+                    None
+                }
+            });
+
     // 4. Mount the verity device, never `data`, read-only.
     let fstype = mount_root(plan, &dm_node)?;
     info!(
@@ -326,6 +352,7 @@ pub fn boot(
         root_device: dm_node.display().to_string(),
         fstype: fstype.clone(),
         init: init.clone(),
+        read_ahead: read_ahead.clone(),
     })
     .map_err(Stage1Error::SwitchRoot)?;
     match never {}

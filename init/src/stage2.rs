@@ -151,6 +151,8 @@ pub struct Services {
     prerequisites: HashMap<UnitName, Vec<UnitName>>,
     /// PID 1's own stamps, for the boot record.
     stamps: Vec<Stamp>,
+    /// The root's read-ahead stage 1 raised, put back at boot complete.
+    read_ahead: Option<crate::read_ahead::ReadAhead>,
 }
 
 fn us(d: Duration) -> u64 {
@@ -211,6 +213,7 @@ impl Services {
             modules: Vec::new(),
             prerequisites: HashMap::new(),
             stamps: Vec::new(),
+            read_ahead: None,
         }
     }
 
@@ -234,6 +237,7 @@ impl Services {
         self.stamps = stamps.stamps.clone();
         self.stage1 = stage1.map(|r| r.stamps.clone()).unwrap_or_default();
         self.modules = stage1.map(|r| r.modules.clone()).unwrap_or_default();
+        self.read_ahead = stage1.and_then(|r| r.read_ahead.clone());
         self.pending.push_back(Input::Boot);
     }
 
@@ -587,6 +591,29 @@ impl Services {
         };
         record.write(&self.stage1, &self.stamps, &self.modules);
         self.record = Some(record);
+        self.restore_read_ahead();
+    }
+
+    /// Puts the root's read-ahead back to the kernel's value once boot has
+    /// completed (crate::read_ahead).
+    fn restore_read_ahead(&mut self) {
+        let Some(read_ahead) = self.read_ahead.take() else {
+            return;
+        };
+        match crate::read_ahead::restore(&read_ahead) {
+            Ok(true) => info!(
+                "read-ahead of the root back to {} KiB",
+                read_ahead.kernel_kb
+            ),
+            Ok(false) => debug!(
+                "read-ahead of the root left as it is: {} changed since boot began",
+                read_ahead.path.display()
+            ),
+            Err(e) => warn!(
+                "read-ahead of the root not restored: {}",
+                crate::failure::chain(&e)
+            ),
+        }
     }
 }
 

@@ -56,6 +56,16 @@ pub enum CmdlineError {
         /// Why it is not a duration.
         reason: DurationError,
     },
+    /// A bad `liftoff.boot_read_ahead_kb=`.
+    #[error("{key}={value:?}: expected a whole number of KiB from 1 to {max}, or off")]
+    ReadAhead {
+        /// The key as written.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// The largest value taken.
+        max: u32,
+    },
     /// A bad `rootwait=` timeout.
     #[error("{key}={value:?}: expected a whole number of seconds")]
     RootWait {

@@ -37,7 +37,9 @@ pub mod verity;
 pub use dm::{DmDevice, DmTarget};
 pub use error::{CmdlineError, Rejected};
 pub use liftoff::{CorruptionAction, FailureAction, FailurePolicy, LogLevel};
-pub use plan::{BootPlan, Param, parse, parse_bytes};
+pub use plan::{
+    BootPlan, DEFAULT_BOOT_READ_AHEAD_KB, MAX_BOOT_READ_AHEAD_KB, Param, parse, parse_bytes,
+};
 pub use root::{RootDevice, RootWait};
 pub use verity::{DiscoverableUuids, RootHash, RootHashVerity, Salt, VerityOptions, VeritySource};
 

@@ -68,6 +68,10 @@ pub struct BootPlan {
     pub verity_on_corruption: CorruptionAction,
     /// `liftoff.log=`.
     pub log: LogLevel,
+    /// `liftoff.boot_read_ahead_kb=`: the read-ahead, in KiB, of the root's
+    /// verity device until boot completes; `None` (`off`) leaves the
+    /// kernel's.
+    pub boot_read_ahead_kb: Option<u32>,
     /// Words after `--`, as the kernel passes them to init.
     pub init_args: Vec<String>,
     /// Every key the plan does not interpret, in order.
@@ -94,6 +98,7 @@ impl Default for BootPlan {
             failure: FailurePolicy::default(),
             verity_on_corruption: CorruptionAction::default(),
             log: LogLevel::default(),
+            boot_read_ahead_kb: Some(DEFAULT_BOOT_READ_AHEAD_KB),
             init_args: Vec::new(),
             unknown: Vec::new(),
         }
@@ -110,7 +115,30 @@ impl BootPlan {
 }
 
 /// Known `liftoff.*` keys, for the unknown-key error.
-const LIFTOFF_KEYS: &str = "liftoff.modules, liftoff.device_timeout, liftoff.on_failure, liftoff.failure_delay, liftoff.verity.on_corruption, liftoff.log";
+const LIFTOFF_KEYS: &str = "liftoff.modules, liftoff.device_timeout, liftoff.on_failure, liftoff.failure_delay, liftoff.verity.on_corruption, liftoff.log, liftoff.boot_read_ahead_kb";
+
+/// The default of `liftoff.boot_read_ahead_kb=`: 2 MiB, what Android
+/// devices' init scripts set on their system partitions while booting
+/// (the kernel's own default is 128 KiB).
+pub const DEFAULT_BOOT_READ_AHEAD_KB: u32 = 2048;
+/// The largest `liftoff.boot_read_ahead_kb=`: 64 MiB. More would only
+/// read what boot never touches.
+pub const MAX_BOOT_READ_AHEAD_KB: u32 = 65536;
+
+/// `liftoff.boot_read_ahead_kb=`'s value: `off` (`Some(None)`), or a
+/// whole number of KiB from 1 to [`MAX_BOOT_READ_AHEAD_KB`].
+fn parse_read_ahead(value: &str) -> Option<Option<u32>> {
+    if value == "off" {
+        return Some(None);
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match value.parse::<u32>() {
+        Ok(kb) if (1..=MAX_BOOT_READ_AHEAD_KB).contains(&kb) => Some(Some(kb)),
+        _ => None,
+    }
+}
 
 /// A key folded like the kernel's `parameq()` (`-` equals `_`).
 fn fold_key(key: &str) -> String {
@@ -416,6 +444,19 @@ impl Builder {
                     CorruptionAction::from_word,
                 ) {
                     self.plan.verity_on_corruption = action;
+                }
+            }
+            "liftoff.boot_read_ahead_kb" => {
+                let Some(value) = self.value(key, value) else {
+                    return;
+                };
+                match parse_read_ahead(value) {
+                    Some(kb) => self.plan.boot_read_ahead_kb = kb,
+                    None => self.errors.push(CmdlineError::ReadAhead {
+                        key: key.to_owned(),
+                        value: value.to_owned(),
+                        max: MAX_BOOT_READ_AHEAD_KB,
+                    }),
                 }
             }
             "liftoff.log" => {

@@ -247,6 +247,24 @@ fn valid_keys_table() {
             "liftoff.modules=virtio_blk,dm-verity liftoff.modules=erofs,virtio_blk",
             |p| p.modules == ["virtio_blk", "dm-verity", "erofs"],
         ),
+        ("boot read-ahead by default", "root=/dev/vda1", |p| {
+            p.boot_read_ahead_kb == Some(DEFAULT_BOOT_READ_AHEAD_KB)
+        }),
+        (
+            "boot read-ahead in KiB",
+            "liftoff.boot_read_ahead_kb=512",
+            |p| p.boot_read_ahead_kb == Some(512),
+        ),
+        (
+            "boot read-ahead largest, dash spelling",
+            "liftoff.boot-read-ahead-kb=65536",
+            |p| p.boot_read_ahead_kb == Some(MAX_BOOT_READ_AHEAD_KB),
+        ),
+        (
+            "boot read-ahead off",
+            "liftoff.boot_read_ahead_kb=off",
+            |p| p.boot_read_ahead_kb.is_none(),
+        ),
         ("device timeout ms", "liftoff.device_timeout=1500ms", |p| {
             p.device_timeout == Duration::from_millis(1500)
         }),
@@ -326,7 +344,27 @@ fn invalid_keys_table() {
         (
             "unknown liftoff key",
             "liftoff.modules=a liftoff.modlues=b".into(),
-            "liftoff.modlues: unknown liftoff key; known keys are liftoff.modules, liftoff.device_timeout, liftoff.on_failure, liftoff.failure_delay, liftoff.verity.on_corruption, liftoff.log",
+            "liftoff.modlues: unknown liftoff key; known keys are liftoff.modules, liftoff.device_timeout, liftoff.on_failure, liftoff.failure_delay, liftoff.verity.on_corruption, liftoff.log, liftoff.boot_read_ahead_kb",
+        ),
+        (
+            "boot read-ahead zero",
+            "liftoff.boot_read_ahead_kb=0".into(),
+            "liftoff.boot_read_ahead_kb=\"0\": expected a whole number of KiB from 1 to 65536, or off",
+        ),
+        (
+            "boot read-ahead too large",
+            "liftoff.boot_read_ahead_kb=65537".into(),
+            "liftoff.boot_read_ahead_kb=\"65537\": expected a whole number of KiB from 1 to 65536, or off",
+        ),
+        (
+            "boot read-ahead with a unit",
+            "liftoff.boot_read_ahead_kb=2M".into(),
+            "liftoff.boot_read_ahead_kb=\"2M\": expected a whole number of KiB from 1 to 65536, or off",
+        ),
+        (
+            "boot read-ahead signed",
+            "liftoff.boot_read_ahead_kb=+64".into(),
+            "liftoff.boot_read_ahead_kb=\"+64\": expected a whole number of KiB from 1 to 65536, or off",
         ),
         (
             "duration syntax",
@@ -558,6 +596,7 @@ fn json_is_stable_and_readable() {
             "failure",
             "verity_on_corruption",
             "log",
+            "boot_read_ahead_kb",
             "init_args",
             "unknown"
         ]

@@ -6,7 +6,10 @@
 //! mount of `/` and liftoff's boot record, then powers off:
 //!
 //! * (a) the probe runs, `/` is the dm-verity device, read-only, erofs,
-//!   and the record has every stamp from `start` to `exec`;
+//!   and the record has every stamp from `start` to `exec`; the verity
+//!   device reads ahead 2048 KiB (`liftoff.boot_read_ahead_kb=`'s
+//!   default; the disk keeps the kernel's 128) and the record says what
+//!   to restore;
 //! * (b) a wrong `roothash=` (one hex digit flipped) names a hash
 //!   partition that does not exist: liftoff reports the device timeout and
 //!   reboots; the probe never runs;
@@ -17,6 +20,7 @@
 //!   `roothash=`;
 //! * (e) an ext4 root, its partitions named by `systemd.verity_root_data=`
 //!   and `systemd.verity_root_hash=`, boots with the type probed as ext4;
+//!   `liftoff.boot_read_ahead_kb=off` leaves the kernel's read-ahead;
 //! * (f) bytes flipped in every block of busybox on the root partition:
 //!   dm-verity catches the first read, the kernel restarts
 //!   (restart_on_corruption) and the probe never runs;
@@ -24,7 +28,7 @@
 //!   root-x86-64-verity partition and its PARTUUID, and reboots;
 //! * (h) Bottlerocket's `dm-mod.create=` line (`root=/dev/dm-0`, the hash
 //!   device `PARTUUID=<data>/PARTNROFF=1`) boots through liftoff's own
-//!   dm-verity device;
+//!   dm-verity device, with `liftoff.boot_read_ahead_kb=512`;
 //! * (i) the same line with a wrong digest: liftoff refuses the root hash
 //!   mismatch before creating the dm device, and reboots;
 //! * (j) `init=/sbin/init`: liftoff on the verified root continues as
@@ -56,6 +60,9 @@ while read -r source target fstype options rest; do
     fi
 done < /proc/self/mounts
 echo "PROBE stamps=$(/bin/busybox tr -d '\n' < /run/liftoff/stage1.json)"
+for dev in /sys/block/dm-*; do
+    echo "PROBE read_ahead=$(/bin/busybox cat $dev/queue/read_ahead_kb) vda=$(/bin/busybox cat /sys/block/vda/queue/read_ahead_kb)"
+done
 echo "PROBE done"
 /bin/busybox poweroff -f
 "#;
@@ -179,6 +186,21 @@ fn roothash_boots_the_verity_root_and_runs_init() {
         (previous - start) as f64 / 1e3
     );
     assert!(stamps.contains("\"fstype\": \"erofs\""), "{stamps}");
+    // The boot read-ahead: the verity device's, not the disk's, and the
+    // kernel's value kept for stage 2 to restore.
+    assert_eq!(
+        after(&console, "PROBE read_ahead="),
+        Some("2048 vda=128"),
+        "{console}"
+    );
+    assert!(
+        stamps.contains("\"kernel_kb\": 128") && stamps.contains("\"boot_kb\": 2048"),
+        "{stamps}"
+    );
+    assert!(
+        console.contains("is 2048 KiB until boot completes (the kernel's: 128 KiB)"),
+        "{console}"
+    );
 
     expect(&vm, "reboot: Power down", SHUTDOWN);
     expect_exit(&mut vm, SHUTDOWN);
@@ -258,12 +280,20 @@ fn ext4_root_named_by_systemd_verity_root_keys_boots() {
     let setup = setup_with(|b| b.root_fs(RootFs::Ext4), &["ext4"]);
     assert_eq!(setup.image.root_fs, RootFs::Ext4);
     let cmdline = format!(
-        "{} systemd.verity_root_data=PARTUUID={} systemd.verity_root_hash=PARTUUID={}",
+        "{} systemd.verity_root_data=PARTUUID={} systemd.verity_root_hash=PARTUUID={} liftoff.boot_read_ahead_kb=off",
         setup.image.cmdline, setup.image.data_partuuid, setup.image.verity_partuuid
     );
     // No rootfstype=: stage 1 probes ext4 through dm-verity.
     assert!(!cmdline.contains("rootfstype"));
-    expect_probe(&setup, &cmdline, "ext4");
+    let console = expect_probe(&setup, &cmdline, "ext4");
+    // off: the kernel's read-ahead, and nothing for stage 2 to restore.
+    assert_eq!(
+        after(&console, "PROBE read_ahead="),
+        Some("128 vda=128"),
+        "{console}"
+    );
+    let stamps = after(&console, "PROBE stamps=").unwrap_or_default();
+    assert!(stamps.contains("\"read_ahead\": null"), "{stamps}");
 }
 
 /// Flips one byte in every 4 KiB block busybox occupies on the root
@@ -384,8 +414,16 @@ fn dm_mod_create_line(image: &BuiltImage) -> String {
 #[ignore = "boots QEMU: run by cargo xtask test"]
 fn dm_mod_create_bottlerocket_line_boots() {
     let setup = setup();
-    let cmdline = dm_mod_create_line(&setup.image);
+    let cmdline = format!(
+        "{} liftoff.boot_read_ahead_kb=512",
+        dm_mod_create_line(&setup.image)
+    );
     let console = expect_probe(&setup, &cmdline, "erofs");
+    assert_eq!(
+        after(&console, "PROBE read_ahead="),
+        Some("512 vda=128"),
+        "{console}"
+    );
     assert!(
         console.contains("dm-mod.create= root is /dev/dm-0"),
         "liftoff did not create the device:\n{console}"

@@ -11,7 +11,7 @@
 //!
 //! | test | units | asserts |
 //! |------|-------|---------|
-//! | [`notify_unit_holds_its_dependents_until_ready`] | `a` oneshot; `b` notify, requires `a`, sends `READY=1` 2 s late; `c` wants and is after `b` | `b` starts after `a` finished; `c` starts after `b` wrote its marker and notified, at least 2 s after `b` started; `liftoff notify` exits 0; boot completes |
+//! | [`notify_unit_holds_its_dependents_until_ready`] | `a` oneshot; `b` notify, requires `a`, sends `READY=1` 2 s late; `c` wants and is after `b` | `b` starts after `a` finished; `c` starts after `b` wrote its marker and notified, at least 2 s after `b` started; `liftoff notify` exits 0; boot completes; the root reads ahead 2048 KiB during boot and 128 KiB after |
 //! | [`crashing_unit_restarts_and_flapping_unit_hits_the_start_limit`] | `crashy` restart always, 200 ms delay; `flappy` exits 1, on-failure, burst 3 in 30 s; a probe | after `kill -9`, `crashy` comes back once, with a new pid, at least the delay later; `ctl status crashy`: running, that pid, 1 restart; `flappy` ran 3 times, `ctl status flappy`: failed, start limit |
 //! | [`critical_unit_failure_runs_the_failure_action`] | `doomed` critical oneshot that exits 1, restart never | the failure action runs after it exits, the kernel restarts, QEMU exits |
 //! | [`double_forking_daemon_leaves_no_zombies`] | `daemon` forks orphans and exits; a probe | the orphans were re-parented to PID 1, are gone once they exit, and no process is a zombie |
@@ -104,16 +104,22 @@ $B touch /run/a-done
 probe "A done at=$up"
 "#;
 
-/// Notifies 2 s after it starts, having written its marker just before.
-const B_SH: &str = r#"read -r up rest < /proc/uptime
+/// Notifies 2 s after it starts, having written its marker just before;
+/// reads the root's read-ahead while boot runs and once it has completed
+/// (liftoff puts the kernel's value back then).
+const B_SH: &str = r#"ra=/sys/block/dm-0/queue/read_ahead_kb
+read -r up rest < /proc/uptime
 if [ -e /run/a-done ]; then a=yes; else a=no; fi
-probe "B started at=$up a-done=$a"
+probe "B started at=$up a-done=$a read-ahead=$($B cat $ra)"
 $B sleep 2
 $B touch /run/b-ready
 read -r up rest < /proc/uptime
 probe "B notifying at=$up"
 /sbin/init notify READY=1
 probe "B notify exit=$?"
+i=0
+while [ "$($B cat $ra)" = 2048 ] && [ $i -lt 300 ]; do $B sleep 0.1; i=$((i + 1)); done
+probe "B after boot boot-json=$([ -e /run/liftoff/boot.json ] && echo yes) read-ahead=$($B cat $ra)"
 exec $B sleep 3600
 "#;
 
@@ -150,7 +156,21 @@ fn notify_unit_holds_its_dependents_until_ready() {
     expect(&vm, "PROBE C started", BOOT);
     expect(&vm, "PROBE B notify exit=", STEP);
     expect(&vm, "boot complete", STEP);
+    expect(&vm, "PROBE B after boot", STEP);
     let console = vm.console();
+
+    // The root reads ahead 2048 KiB while booting, the kernel's 128 once
+    // boot has completed (and only then: the record is written first).
+    let b = line_after(&console, "PROBE B started");
+    assert_eq!(field(b, "read-ahead"), Some("2048"), "{console}");
+    let b = line_after(&console, "PROBE B after boot");
+    assert_eq!(field(b, "boot-json"), Some("yes"), "{console}");
+    assert_eq!(field(b, "read-ahead"), Some("128"), "{console}");
+    assert!(
+        position(&console, "boot complete at")
+            < position(&console, "read-ahead of the root back to 128 KiB"),
+        "{console}"
+    );
 
     // Console order: A finished, B started, B notified, C started.
     let order = [

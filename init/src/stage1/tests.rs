@@ -190,6 +190,16 @@ fn device_specs_are_discoverable_unless_named_explicitly() {
 }
 
 #[test]
+fn a_record_without_read_ahead_reads_as_none() {
+    // What a liftoff before liftoff.boot_read_ahead_kb= wrote, or one that
+    // could not set it.
+    let json =
+        r#"{"stamps": [], "root_device": "/dev/dm-0", "fstype": "erofs", "init": "/sbin/init"}"#;
+    let read: HandoffRecord = serde_json::from_str(json).unwrap();
+    assert_eq!(read.read_ahead, None);
+}
+
+#[test]
 fn stage_2_reads_back_the_record_stage_1_writes() {
     use crate::stamps::Stamp;
     let stamps = [
@@ -213,6 +223,11 @@ fn stage_2_reads_back_the_record_stage_1_writes() {
         root_device: "/dev/dm-0".into(),
         fstype: "erofs".into(),
         init: "/sbin/init".into(),
+        read_ahead: Some(crate::read_ahead::ReadAhead {
+            path: "/sys/dev/block/253:0/queue/read_ahead_kb".into(),
+            kernel_kb: 128,
+            boot_kb: 2048,
+        }),
     };
     let json = serde_json::to_vec(&written).unwrap();
     let read: HandoffRecord = serde_json::from_slice(&json).unwrap();
@@ -220,6 +235,7 @@ fn stage_2_reads_back_the_record_stage_1_writes() {
     assert_eq!(read.fstype, "erofs");
     assert_eq!(read.stamps.len(), 2);
     assert_eq!(read.modules, modules);
+    assert_eq!(read.read_ahead, written.read_ahead);
     assert_eq!(
         read.summary(),
         "start 2.875s, switch-root 3.450s (+575.6ms)"
