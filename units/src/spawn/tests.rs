@@ -24,9 +24,16 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The fake root offers only `pids`, which `prepare` enabled for
+    /// liftoff/, as on a kernel built without the memory controller.
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let cgroups = Cgroups::new(dir.path().join("cgroup"));
+        let root = dir.path().join("cgroup");
+        fs::create_dir_all(root.join("liftoff")).unwrap();
+        fs::write(root.join("cgroup.controllers"), "pids\n").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "pids\n").unwrap();
+        fs::write(root.join("liftoff/cgroup.subtree_control"), "pids\n").unwrap();
+        let cgroups = Cgroups::new(root);
         Fixture { dir, cgroups }
     }
 
@@ -374,7 +381,7 @@ fn bad_settings_fail_before_fork_and_name_what_failed() {
     fs::write(etc.join("group"), "root:x:0:\n").unwrap();
 
     type Edit = fn(&mut Process);
-    let cases: [(&str, Edit, &str); 12] = [
+    let cases: [(&str, Edit, &str); 13] = [
         ("empty argv", |p| p.argv.clear(), "unit bad has no command"),
         (
             "unknown user",
@@ -448,9 +455,14 @@ fn bad_settings_fail_before_fork_and_name_what_failed() {
             "\"web_t\" is not a valid selinux_context",
         ),
         (
-            "limit without controller",
+            "memory limit on a kernel without the controller",
             |p| p.cgroup.memory_max = Some(1 << 20),
-            "memory.max does not exist: the memory controller is not enabled",
+            "the kernel offers no memory controller",
+        ),
+        (
+            "pids limit with the controller but no pids.max",
+            |p| p.cgroup.pids_max = Some(16),
+            "pids.max does not exist: the pids controller is not enabled",
         ),
     ];
     for (name, edit, message) in cases {
