@@ -114,17 +114,29 @@ pub fn raise_file(path: &Path, boot_kb: u32) -> Result<ReadAhead, ReadAheadError
     })
 }
 
-/// Puts the kernel's read-ahead back. If something else changed the file
-/// since stage 1 (an operator, a udev rule), its value is kept.
-///
-/// Returns whether the file was written.
-pub fn restore(read_ahead: &ReadAhead) -> Result<bool, ReadAheadError> {
-    let now = read_kb(&read_ahead.path)?;
-    if now != read_ahead.boot_kb || now == read_ahead.kernel_kb {
-        return Ok(false);
+/// What [`restore`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The kernel's value is back.
+    Restored,
+    /// Boot ran with the kernel's value: nothing to put back.
+    Same,
+    /// Something else (an operator, a rule) changed the value since stage
+    /// 1; its value is kept.
+    ChangedMeanwhile,
+}
+
+/// Puts the kernel's read-ahead back, unless boot ran with it anyway or
+/// something else changed the file since stage 1.
+pub fn restore(read_ahead: &ReadAhead) -> Result<Restored, ReadAheadError> {
+    if read_ahead.boot_kb == read_ahead.kernel_kb {
+        return Ok(Restored::Same);
+    }
+    if read_kb(&read_ahead.path)? != read_ahead.boot_kb {
+        return Ok(Restored::ChangedMeanwhile);
     }
     write_kb(&read_ahead.path, read_ahead.kernel_kb)?;
-    Ok(true)
+    Ok(Restored::Restored)
 }
 
 fn read_kb(path: &Path) -> Result<u32, ReadAheadError> {
@@ -192,7 +204,7 @@ mod tests {
             }
         );
         assert_eq!(fs::read_to_string(&path).unwrap(), "2048");
-        assert!(restore(&raised).unwrap());
+        assert_eq!(restore(&raised).unwrap(), Restored::Restored);
         assert_eq!(fs::read_to_string(&path).unwrap(), "128");
     }
 
@@ -201,7 +213,7 @@ mod tests {
         let (_dir, path) = fake("128\n");
         let raised = raise_file(&path, 2048).unwrap();
         fs::write(&path, "4096\n").unwrap();
-        assert!(!restore(&raised).unwrap());
+        assert_eq!(restore(&raised).unwrap(), Restored::ChangedMeanwhile);
         assert_eq!(fs::read_to_string(&path).unwrap(), "4096\n");
     }
 
@@ -212,7 +224,8 @@ mod tests {
         assert_eq!(raised.kernel_kb, 2048);
         // Untouched: still the kernel's text with its newline.
         assert_eq!(fs::read_to_string(&path).unwrap(), "2048\n");
-        assert!(!restore(&raised).unwrap());
+        assert_eq!(restore(&raised).unwrap(), Restored::Same);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "2048\n");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use units::spawn::{SpawnContext, Spawned};
 use units::supervisor::{Action, ExitStatus, Input, Supervisor, UnitStatus};
 use units::{Kind, UnitName};
 
+use crate::read_ahead::Restored;
 use crate::stage1::{HandoffRecord, StampRecord};
 use crate::stamps::{Stamp, Stamps, boottime};
 
@@ -601,11 +602,12 @@ impl Services {
             return;
         };
         match crate::read_ahead::restore(&read_ahead) {
-            Ok(true) => info!(
+            Ok(Restored::Restored) => info!(
                 "read-ahead of the root back to {} KiB",
                 read_ahead.kernel_kb
             ),
-            Ok(false) => debug!(
+            Ok(Restored::Same) => {}
+            Ok(Restored::ChangedMeanwhile) => info!(
                 "read-ahead of the root left as it is: {} changed since boot began",
                 read_ahead.path.display()
             ),
