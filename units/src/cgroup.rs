@@ -37,10 +37,8 @@ use crate::unit::Cgroup;
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 /// The sub-tree liftoff's units live in, under the root.
 pub const LIFTOFF_DIR: &str = "liftoff";
-/// The controllers units use: `memory` on demand ([`Cgroups::create`]),
-/// the others by [`Cgroups::prepare`] at boot when the kernel has them.
-pub const CONTROLLERS: [&str; 2] = ["memory", "pids"];
-/// The controllers [`Cgroups::prepare`] enables at boot.
+/// The controllers [`Cgroups::prepare`] enables at boot; `memory` is
+/// enabled on demand by [`Cgroups::create`].
 const AT_BOOT: [&str; 1] = ["pids"];
 /// The controller `memory_max` needs.
 const MEMORY: &str = "memory";
@@ -114,7 +112,6 @@ pub enum CgroupError {
         /// The controller it belongs to.
         controller: &'static str,
     },
-    /// An interface file holds something unexpected.
     /// A unit asks for a limit of a controller the kernel does not offer.
     #[error("the kernel offers no {controller} controller ({path} does not list it)")]
     NotOffered {
@@ -123,6 +120,7 @@ pub enum CgroupError {
         /// The controller.
         controller: &'static str,
     },
+    /// An interface file holds something unexpected.
     #[error("cannot parse {path}: {line:?}")]
     Parse {
         /// The file.
