@@ -46,51 +46,101 @@ machine; run by hand, it offers these commands:
   --version   liftoff's version
 ";
 
-/// What `liftoff ctl` and `liftoff analyze` take: one option naming a
-/// file, `--json`, `--help`, and words.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum PathJsonWords {
-    /// `--help` or `-h`: print the usage and exit 0.
-    Help,
-    /// The options and the words, in order.
-    Args {
-        /// The value of the file option, if given.
-        path: Option<PathBuf>,
-        /// Whether `--json` was given.
-        json: bool,
-        /// Everything else, as UTF-8 words.
-        words: Vec<String>,
-    },
+/// A subcommand that takes one option naming a file, `--json`, `--help`,
+/// and words: `liftoff ctl` and `liftoff analyze`.
+pub(crate) struct PathJsonCommand {
+    /// How its messages begin (`liftoff ctl`).
+    pub name: &'static str,
+    /// Its usage text.
+    pub usage: &'static str,
+    /// The file option, without `--`.
+    pub path_option: &'static str,
+    /// The file when the option is not given.
+    pub default_path: &'static str,
 }
 
-/// Reads [`PathJsonWords`], where the file option is `--{path_option}`;
-/// the error is the usage message.
-pub(crate) fn path_json_words(
-    parser: &mut lexopt::Parser,
-    path_option: &str,
-) -> Result<PathJsonWords, String> {
-    use lexopt::prelude::*;
-    let (mut path, mut json, mut words) = (None, false, Vec::new());
-    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
-        match arg {
-            Long(name) if name == path_option => {
-                path = Some(parser.value().map_err(|e| e.to_string())?.into());
+/// What a [`PathJsonCommand`] was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PathJson<T> {
+    /// The file option's value, or the default.
+    pub path: PathBuf,
+    /// Whether `--json` was given.
+    pub json: bool,
+    /// The words, as `parse_words` read them.
+    pub command: T,
+}
+
+impl PathJsonCommand {
+    /// Reads the options, then the words with `parse_words`. `--help`
+    /// prints the usage to `out`, a usage error prints it to `err` after
+    /// the message; either way the error is the exit status.
+    pub(crate) fn parse<T>(
+        &self,
+        parser: &mut lexopt::Parser,
+        out: &mut impl Write,
+        err: &mut impl Write,
+        parse_words: impl FnOnce(&[String]) -> Result<T, String>,
+    ) -> Result<PathJson<T>, i32> {
+        let usage_error =
+            |err: &mut _, message: &str| Err(usage_error_of(err, self.name, self.usage, message));
+        let words = match self.options(parser) {
+            Ok(Some(words)) => words,
+            Ok(None) => {
+                let _ = out.write_all(self.usage.as_bytes());
+                return Err(0);
             }
-            Long("json") => json = true,
-            Long("help") | Short('h') => return Ok(PathJsonWords::Help),
-            Value(word) => words.push(
-                word.into_string()
-                    .map_err(|word| format!("{word:?} is not UTF-8"))?,
-            ),
-            other => return Err(other.unexpected().to_string()),
+            Err(message) => return usage_error(err, &message),
+        };
+        match parse_words(&words.command) {
+            Ok(command) => Ok(PathJson {
+                path: words.path,
+                json: words.json,
+                command,
+            }),
+            Err(message) => usage_error(err, &message),
         }
     }
-    Ok(PathJsonWords::Args { path, json, words })
+
+    /// The file (the option's, or the default), `--json` and the words;
+    /// `None` for `--help`.
+    fn options(
+        &self,
+        parser: &mut lexopt::Parser,
+    ) -> Result<Option<PathJson<Vec<String>>>, String> {
+        use lexopt::prelude::*;
+        let (mut path, mut json, mut words) = (None, false, Vec::new());
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            match arg {
+                Long(name) if name == self.path_option => {
+                    path = Some(parser.value().map_err(|e| e.to_string())?.into());
+                }
+                Long("json") => json = true,
+                Long("help") | Short('h') => return Ok(None),
+                Value(word) => words.push(
+                    word.into_string()
+                        .map_err(|word| format!("{word:?} is not UTF-8"))?,
+                ),
+                other => return Err(other.unexpected().to_string()),
+            }
+        }
+        Ok(Some(PathJson {
+            path: path.unwrap_or_else(|| PathBuf::from(self.default_path)),
+            json,
+            command: words,
+        }))
+    }
 }
 
 /// Exit status for a malformed invocation (as sysexits' EX_USAGE, but 2 like
 /// most Unix tools).
 const EXIT_USAGE: i32 = 2;
+
+/// Writes `NAME: MESSAGE`, a blank line and `usage` to `err`; returns
+/// [`EXIT_USAGE`].
+fn usage_error_of(err: &mut impl Write, name: &str, usage: &str, message: &str) -> i32 {
+    let _ = writeln!(err, "{name}: {message}\n\n{usage}");
+    EXIT_USAGE
+}
 
 /// Runs a subcommand; returns the process exit status.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -133,8 +183,7 @@ pub fn run(
 }
 
 fn usage_error(err: &mut impl Write, message: &str) -> i32 {
-    let _ = writeln!(err, "liftoff: {message}\n\n{USAGE}");
-    EXIT_USAGE
+    usage_error_of(err, "liftoff", USAGE, message)
 }
 
 /// Where `liftoff cmdline` reads the command line from.

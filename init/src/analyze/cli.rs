@@ -1,12 +1,13 @@
 //! The `liftoff analyze` command: reads the record, writes a report.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
 use super::record::Record;
 use super::{AnalyzeError, DEFAULT_RECORD, blame, critical_chain, plot, plot_data, time};
+use crate::cli::{PathJson, PathJsonCommand};
 
 /// The usage text of `liftoff analyze`.
 pub const USAGE: &str = "\
@@ -30,7 +31,13 @@ record liftoff writes when boot completes (docs/analyze.md).
 Exit status: 0 done, 1 no or bad record, 2 usage error.
 ";
 
-const EXIT_USAGE: i32 = 2;
+/// `liftoff analyze`'s options.
+const ANALYZE: PathJsonCommand = PathJsonCommand {
+    name: "liftoff analyze",
+    usage: USAGE,
+    path_option: "file",
+    default_path: DEFAULT_RECORD,
+};
 
 /// A report `liftoff analyze` can write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,22 +92,13 @@ pub fn report(record: &Record, command: &Command, json: bool) -> Result<String, 
 /// Runs `liftoff analyze` with the arguments after `analyze`; returns the
 /// exit status.
 pub fn run(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Write) -> i32 {
-    use crate::cli::{PathJsonWords, path_json_words};
-    let (file, json, words) = match path_json_words(&mut parser, "file") {
-        Ok(PathJsonWords::Args { path, json, words }) => (
-            path.unwrap_or_else(|| PathBuf::from(DEFAULT_RECORD)),
-            json,
-            words,
-        ),
-        Ok(PathJsonWords::Help) => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return 0;
-        }
-        Err(message) => return usage_error(err, &message),
-    };
-    let command = match parse_words(&words) {
-        Ok(command) => command,
-        Err(message) => return usage_error(err, &message),
+    let PathJson {
+        path: file,
+        json,
+        command,
+    } = match ANALYZE.parse(&mut parser, out, err, parse_words) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
     let text = match super::read(&file).and_then(|record| report(&record, &command, json)) {
         Ok(text) => text,
@@ -136,9 +134,4 @@ fn hint(file: &Path, e: &AnalyzeError) -> Option<String> {
         }
         _ => None,
     }
-}
-
-fn usage_error(err: &mut impl Write, message: &str) -> i32 {
-    let _ = writeln!(err, "liftoff analyze: {message}\n\n{USAGE}");
-    EXIT_USAGE
 }

@@ -3,11 +3,12 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::protocol::{Envelope, Payload, Request, Response};
 use super::{CONTROL_SOCKET, CtlError, output};
+use crate::cli::{PathJson, PathJsonCommand};
 
 /// The usage text of `liftoff ctl`.
 pub const USAGE: &str = "\
@@ -35,7 +36,13 @@ Exit status: 0 done, 1 refused or liftoff unreachable, 2 usage error.
 /// loop at once; this only keeps a wedged PID 1 from hanging scripts.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-const EXIT_USAGE: i32 = 2;
+/// `liftoff ctl`'s options.
+const CTL: PathJsonCommand = PathJsonCommand {
+    name: "liftoff ctl",
+    usage: USAGE,
+    path_option: "socket",
+    default_path: CONTROL_SOCKET,
+};
 
 /// Sends `request` to the control socket at `path` and returns the answer.
 pub fn request(path: &Path, request: &Request, timeout: Duration) -> Result<Response, CtlError> {
@@ -109,22 +116,13 @@ pub fn request(path: &Path, request: &Request, timeout: Duration) -> Result<Resp
 /// Runs `liftoff ctl` with the arguments after `ctl`; returns the exit
 /// status.
 pub fn run(mut parser: lexopt::Parser, out: &mut impl Write, err: &mut impl Write) -> i32 {
-    use crate::cli::{PathJsonWords, path_json_words};
-    let (socket, json, words) = match path_json_words(&mut parser, "socket") {
-        Ok(PathJsonWords::Args { path, json, words }) => (
-            path.unwrap_or_else(|| PathBuf::from(CONTROL_SOCKET)),
-            json,
-            words,
-        ),
-        Ok(PathJsonWords::Help) => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return 0;
-        }
-        Err(message) => return usage_error(err, &message),
-    };
-    let request = match parse_words(&words) {
-        Ok(request) => request,
-        Err(message) => return usage_error(err, &message),
+    let PathJson {
+        path: socket,
+        json,
+        command: request,
+    } = match CTL.parse(&mut parser, out, err, parse_words) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
     match self::request(&socket, &request, TIMEOUT) {
         Ok(Response::Ok(payload)) => {
@@ -195,11 +193,6 @@ fn describe(e: &CtlError) -> String {
         text.push_str(" (is liftoff running as PID 1?)");
     }
     text
-}
-
-fn usage_error(err: &mut impl Write, message: &str) -> i32 {
-    let _ = writeln!(err, "liftoff ctl: {message}\n\n{USAGE}");
-    EXIT_USAGE
 }
 
 #[cfg(test)]
