@@ -714,6 +714,20 @@ mod tests {
         spec.linux().as_ref().unwrap()
     }
 
+    /// The cgroup device rules, each as `ALLOW:RULE` (`true:c 1:3 rwm`).
+    fn device_rules(spec: &Spec) -> Vec<String> {
+        linux_of(spec)
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{}:{d}", d.allow()))
+            .collect()
+    }
+
     fn namespaces(spec: &Spec) -> Vec<LinuxNamespaceType> {
         linux_of(spec)
             .namespaces()
@@ -968,17 +982,7 @@ mod tests {
     #[test]
     fn devices_are_restricted_only_when_ordinary() {
         let spec = ordinary();
-        let devices = linux_of(&spec)
-            .resources()
-            .as_ref()
-            .unwrap()
-            .devices()
-            .as_ref()
-            .unwrap();
-        let rules: Vec<String> = devices
-            .iter()
-            .map(|d| format!("{}:{d}", d.allow()))
-            .collect();
+        let rules = device_rules(&spec);
         assert_eq!(
             rules,
             [
@@ -994,17 +998,7 @@ mod tests {
             ]
         );
         let spec = superpowered();
-        let devices = linux_of(&spec)
-            .resources()
-            .as_ref()
-            .unwrap()
-            .devices()
-            .as_ref()
-            .unwrap();
-        let rules: Vec<String> = devices
-            .iter()
-            .map(|d| format!("{}:{d}", d.allow()))
-            .collect();
+        let rules = device_rules(&spec);
         assert_eq!(rules, ["true:a *:* rwm"]);
     }
 
